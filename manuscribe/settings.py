@@ -1,0 +1,109 @@
+"""One settings object for every entry point.
+
+Precedence (lowest first): defaults in `config/manuscribe.toml` (or the file named by
+`MANUSCRIBE_CONFIG`), environment variables `MANUSCRIBE_*`, then CLI flags (passed as overrides).
+Secrets (Aspose, S3 keys, Flower password) are read from the environment by the code that needs them
+and never stored here, so a settings dump can be logged or written into outputs safely.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "manuscribe.toml"
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("MANUSCRIBE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    return REPO_CONFIG if REPO_CONFIG.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MANUSCRIBE_", extra="ignore")
+
+    # services (names from the design's table)
+    broker_url: str = "redis://localhost:6379/0"
+    storage_url: str = "./manuscribe-data"
+    s3_endpoint_url: str | None = None
+    aspose_base_url: str = "https://api.aspose.cloud"
+
+    # recognition
+    engine: str = "rapidocr"
+    dpi: int = 300
+    lang: str | None = None  # language hint, ISO 639-1
+    languages: list[str] = Field(
+        default_factory=lambda: ["fr", "en", "de", "es", "it", "nl", "pt", "la", "ja"]
+    )
+    max_pixels: int = 90_000_000  # a page larger than this is refused (decompression bombs)
+    max_file_mb: int = 2048
+    preprocess: Literal["auto", "always", "never"] = "auto"
+    preprocess_below: float = 0.55  # page confidence under which `auto` tries preprocessing
+    tesseract_lang: str = "fra+eng"
+    threads: int = 0  # engine threads per worker; 0 = cores / jobs
+
+    # correction
+    corrector: str = "auto"
+    model: str = "Qwen/Qwen2.5-3B-Instruct"
+    model_revision: str | None = None
+    device: str = "auto"
+    keep_historical_spelling: bool = True
+    glossary: list[str] = Field(default_factory=list)
+    batch_tokens: int = 4096
+    max_new_tokens: int = 256
+    guard_max_edit_ratio: float = 0.35
+    guard_min_length_ratio: float = 0.7
+    guard_max_length_ratio: float = 1.3
+    guard_min_confidence: float = 0.2
+    gguf_file: str = "qwen2.5-3b-instruct-q8_0.gguf"
+    gpu_layers: int = 25
+    openai_base_url: str = "http://localhost:8000/v1"
+    openai_concurrency: int = 8
+
+    # output
+    formats: list[str] = Field(default_factory=lambda: ["json", "txt"])
+    jobs: int = 0  # pages in parallel; 0 = cores
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @cached_property
+    def cores(self) -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    @property
+    def effective_jobs(self) -> int:
+        return self.jobs if self.jobs > 0 else self.cores
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads if self.threads > 0 else max(1, self.cores // self.effective_jobs)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI overrides applied; `None` means "flag not given"."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
