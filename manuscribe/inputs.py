@@ -7,6 +7,7 @@ so one bad document or page never takes the rest of a job down with it.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -75,7 +76,17 @@ def discover(inputs: Iterable[Path]) -> Iterator[tuple[Path, str]]:
 
     Inside a folder the output name keeps the relative path, so `a/x.pdf` and `b/x.pdf` stay apart.
     Named files are taken whatever their suffix (ingest then says if they are not PDFs or images).
+    Two inputs never share an output name.
     """
+    seen: set[str] = set()
+    for path, name in _candidates(inputs):
+        if name in seen:  # x.pdf beside x.jpg: keep both, the second one by its full file name
+            name = f"{name}.{path.suffix.lstrip('.').lower()}"
+        seen.add(name)
+        yield path, name
+
+
+def _candidates(inputs: Iterable[Path]) -> Iterator[tuple[Path, str]]:
     for item in inputs:
         if item.is_dir():
             for path in sorted(p for p in item.rglob("*") if p.is_file()):
@@ -131,10 +142,18 @@ def _open_pdf(path: Path) -> pdfium.PdfDocument:
     try:
         return pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
-        message = str(exc)
-        if "password" in message.lower():
-            raise InputError(str(path), "PDF is password-protected") from None
-        raise InputError(str(path), f"corrupt or truncated PDF ({message})") from None
+        raise InputError(str(path), _why_pdf_failed(path, exc)) from None
+
+
+def _why_pdf_failed(path: Path, exc: pdfium.PdfiumError) -> str:
+    """PDFium's last-error code can be stale across documents, so read the file to tell why."""
+    with path.open("rb") as handle:
+        data = handle.read(64 << 20)
+    if re.search(rb"/Encrypt\s", data):
+        return "PDF is password-protected"
+    if re.search(rb"/Count\s+0\b", data) and not re.search(rb"/Type\s*/Page\b", data):
+        return "document has zero pages"
+    return "corrupt or truncated PDF (PDFium could not parse it)"
 
 
 def iter_pages(

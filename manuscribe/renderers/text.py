@@ -1,4 +1,4 @@
-"""Plain text: block texts in reading order, blocks separated by a blank line, pages by form feed."""
+"""Plain text: blocks in reading order, a blank line between blocks, a form feed between pages."""
 
 from __future__ import annotations
 

@@ -1,0 +1,54 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+DATASET ?= ../shared/datasets/handwriting
+DEMO_OUT ?= demo-out
+APT_RUNTIME = poppler-utils
+APT_TEST = redis-server tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng tesseract-ocr-deu \
+	libtesseract-dev libleptonica-dev pkg-config poppler-utils docker-compose fonts-dejavu-core
+PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose
+
+.PHONY: demo test install install-test lint format bench eval clean
+
+# apt-get only when a package is missing, so a warm machine starts at once
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+install:
+	$(call apt_install,$(APT_RUNTIME))
+	$(PIP) install -q -e .
+
+install-test:
+	$(call apt_install,$(APT_TEST))
+	$(PIP) install -q -e ".[$(PIP_TEST_EXTRAS)]"
+
+demo: install
+	manuscribe run $(DATASET)/mss19_boudreau-tessier_01R_P1S3SS1P019_001.pdf \
+		$(DATASET)/stanford_lettre75.pdf $(DATASET)/poilus_AD78_0005-1.pdf \
+		--out $(DEMO_OUT) --formats json,txt || true
+	@echo; echo "Results: $(DEMO_OUT)/ (one .json and .txt per document)"; ls -1 $(DEMO_OUT)
+	@echo; echo "First lines of one result:"; head -n 8 $(DEMO_OUT)/mss19_boudreau-tessier_01R_P1S3SS1P019_001.txt
+
+test: install-test
+	$(PYTHON) -m pytest -q -ra
+
+lint:
+	ruff check . && ruff format --check .
+
+format:
+	ruff format . && ruff check --fix .
+
+bench: install-test
+	$(PYTHON) benchmarks/ocr_throughput.py
+
+eval: install
+	manuscribe run $(DATASET) --out out/eval --corrector none
+	manuscribe eval out/eval --gt $(DATASET)
+
+clean:
+	rm -rf $(DEMO_OUT) out .pytest_cache

@@ -1,0 +1,175 @@
+"""The `manuscribe` command line: embedded `run` and `eval`; distributed commands in producer/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from manuscribe import __version__
+from manuscribe.correctors import CorrectorError
+from manuscribe.engines import EngineError
+from manuscribe.renderers import parse_formats
+from manuscribe.settings import load_settings
+
+app = typer.Typer(
+    help="Digitise handwritten archives: structured OCR, language ID and LLM correction.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"manuscribe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(help="PDF / TIFF / JPEG / PNG files or folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    engine: Annotated[str | None, typer.Option(help="rapidocr | tesseract | aspose-cloud")] = None,
+    corrector: Annotated[
+        str | None, typer.Option(help="auto | none | transformers | llamacpp | openai")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Corrector model id or local path.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language hint (ISO 639-1, e.g. fr).")] = None,
+    dpi: Annotated[int | None, typer.Option(help="Rasterisation DPI for PDF pages.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Pages in parallel.")] = None,
+    formats: Annotated[
+        str | None, typer.Option(help="Comma list: json,txt,alto,page,hocr,pdf")
+    ] = None,
+    preprocess: Annotated[str | None, typer.Option(help="auto | always | never")] = None,
+) -> None:
+    """Run the whole pipeline on this machine; write <out>/<name>.<format> per document."""
+    from manuscribe.pipeline import CACHE_DIR
+    from manuscribe.pipeline import run as run_pipeline
+
+    try:
+        settings = load_settings(
+            engine=engine,
+            corrector=corrector,
+            model=model,
+            lang=lang,
+            dpi=dpi,
+            jobs=jobs,
+            formats=parse_formats(formats) if formats else None,
+            preprocess=preprocess,
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pages"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+    task = progress.add_task("recognising", total=None)
+    try:
+        with progress:
+            summary = run_pipeline(
+                inputs,
+                out,
+                settings,
+                on_start=lambda total: progress.update(task, total=total),
+                on_page=lambda name, number: progress.update(
+                    task, advance=1, description=f"{name}"[-40:]
+                ),
+            )
+    except (EngineError, CorrectorError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+    for failure in summary.failures:
+        where = failure.source if failure.page is None else f"{failure.source}, page {failure.page}"
+        console.print(f"[red]failed:[/] {where}: {failure.error}")
+    if summary.reused_pages:
+        console.print(
+            f"reused {summary.reused_pages} of {summary.pages} pages from the cache "
+            f"({out / CACHE_DIR}); same inputs and settings"
+        )
+    table = Table(title="manuscribe run", show_header=True)
+    for column in ("documents", "pages", "blocks", "failures", "seconds", "pages/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(summary.documents),
+        str(summary.pages),
+        str(summary.blocks),
+        str(len(summary.failures)),
+        f"{summary.seconds:.1f}",
+        f"{summary.pages_per_second:.2f}",
+    )
+    console.print(table)
+    console.print(f"results in [bold]{out}/[/] ({', '.join(settings.formats)})")
+    if summary.failures:
+        console.print(f"failure records: {out / CACHE_DIR / 'jobs' / 'local' / 'failures'}/")
+        raise typer.Exit(1)
+
+
+@app.command(name="eval")
+def evaluate(
+    pred_dir: Annotated[Path, typer.Argument(help="Folder of manuscribe JSON outputs.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground-truth folder (dataset JSON format).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """CER / WER against ground truth: full-page and line-aligned, before and after correction."""
+    from manuscribe.evaluation import evaluate_folder, print_report
+
+    report = evaluate_folder(pred_dir, gt)
+    if not report["pages"]:
+        console.print(f"[red]error:[/] no predictions in {pred_dir} match ground truth in {gt}")
+        raise typer.Exit(2)
+    if as_json:
+        json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
+        print()
+    else:
+        print_report(report, Console())
+
+
+def _register_distributed() -> None:
+    """Add submit/status/results/retry/cancel/worker/flower when the distributed parts exist."""
+    try:
+        from producer.cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_distributed()

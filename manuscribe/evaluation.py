@@ -1,0 +1,196 @@
+"""CER / WER of manuscribe outputs against line-level ground truth (the dataset's JSON format).
+
+Two views: full-page (all text against all text) and line-aligned (each predicted line is assigned
+to the ground-truth line box it overlaps most; lines matching no ground-truth box, such as stamps
+and letterheads the transcribers left out, do not count). Both before and after correction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+
+from rapidfuzz.distance import Levenshtein
+from rich.console import Console
+from rich.table import Table
+
+from manuscribe.model import Document, Page
+
+_STRUCK = re.compile(r">([^<>]*)<")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The dataset README's suggestion: drop `^`, unwrap >…< and ⟦…⟧ and [[…]], ’→', NFC."""
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("^", "").replace("’", "'").replace("‘", "'")
+    text = _STRUCK.sub(r"\1", text)
+    for mark in ("⟦", "⟧", "[[", "]]"):
+        text = text.replace(mark, "")
+    return _SPACE.sub(" ", text).strip()
+
+
+def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance, reference length) on characters."""
+    return Levenshtein.distance(reference, hypothesis), len(reference)
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    ref, hyp = reference.split(), hypothesis.split()
+    return Levenshtein.distance(ref, hyp), len(ref)
+
+
+def _overlap_area(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0, w) * max(0, h)
+
+
+def predicted_lines(page: Page, corrected: bool) -> list[tuple[tuple, str]]:
+    """(bbox, text) of every line; corrected text maps 1:1 onto lines (guards keep line counts)."""
+    lines = []
+    for block in page.blocks:
+        texts = [ln.text for ln in block.lines]
+        if corrected and block.correction and block.correction.status == "applied":
+            fixed = (block.correction.text or "").split("\n")
+            if len(fixed) == len(texts):
+                texts = fixed
+        lines.extend((ln.bbox, text) for ln, text in zip(block.lines, texts, strict=True))
+    return lines
+
+
+def align_lines(gt_lines: list[dict], pred: list[tuple[tuple, str]], scale: float) -> list[str]:
+    """Predicted text per ground-truth line: each predicted line goes to the GT box it overlaps
+    most (at least half of its own area); a GT line's texts are joined left-to-right."""
+    assigned: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    for bbox, text in pred:
+        box = tuple(v * scale for v in bbox)
+        area = max(1.0, (box[2] - box[0]) * (box[3] - box[1]))
+        best, best_overlap = None, 0.0
+        for index, line in enumerate(gt_lines):
+            overlap = _overlap_area(box, line["bbox"])
+            if overlap > best_overlap:
+                best, best_overlap = index, overlap
+        if best is not None and best_overlap >= 0.5 * area:
+            assigned[best].append((box[0], text))
+    return [" ".join(t for _, t in sorted(assigned.get(i, []))) for i in range(len(gt_lines))]
+
+
+def score_page(page: Page, gt: dict, corrected: bool) -> dict:
+    scale = gt["width"] / page.width if page.width else 1.0
+    pred = predicted_lines(page, corrected)
+    gt_full = normalise(" ".join(line["text"] for line in gt["lines"]))
+    pred_full = normalise(" ".join(text for _, text in pred))
+    aligned = align_lines(gt["lines"], pred, scale)
+    line_chars = line_words = line_ref_chars = line_ref_words = 0
+    for line, text in zip(gt["lines"], aligned, strict=True):
+        ref, hyp = normalise(line["text"]), normalise(text)
+        errors, length = char_errors(ref, hyp)
+        line_chars += errors
+        line_ref_chars += length
+        errors, length = word_errors(ref, hyp)
+        line_words += errors
+        line_ref_words += length
+    full_chars, full_ref_chars = char_errors(gt_full, pred_full)
+    full_words, full_ref_words = word_errors(gt_full, pred_full)
+    return {
+        "full": {"char_errors": full_chars, "chars": full_ref_chars,
+                 "word_errors": full_words, "words": full_ref_words},
+        "lines": {"char_errors": line_chars, "chars": line_ref_chars,
+                  "word_errors": line_words, "words": line_ref_words},
+    }  # fmt: skip
+
+
+def _rates(counts: dict) -> dict:
+    return {
+        "cer": round(counts["char_errors"] / max(1, counts["chars"]), 4),
+        "wer": round(counts["word_errors"] / max(1, counts["words"]), 4),
+    }
+
+
+def _add(total: dict, counts: dict) -> None:
+    for view, values in counts.items():
+        bucket = total.setdefault(view, defaultdict(int))
+        for key, value in values.items():
+            bucket[key] += value
+
+
+def evaluate_folder(pred_dir: Path, gt_dir: Path) -> dict:
+    """Scores for every prediction `<pred_dir>/<id>.json` that has `<gt_dir>/<id>.json`."""
+    pages_out, totals, corrections = [], {}, defaultdict(lambda: defaultdict(int))
+    any_corrected = False
+    for pred_path in sorted(pred_dir.rglob("*.json")):
+        gt_path = gt_dir / pred_path.name
+        if not gt_path.is_file() or pred_path.parent.name == ".manuscribe":
+            continue
+        try:
+            document = Document.model_validate_json(pred_path.read_bytes())
+        except ValueError:
+            continue
+        gt = json.loads(gt_path.read_text())
+        page = next((p for p in document.pages if not p.error), None)
+        if page is None:
+            continue
+        corrected = any(b.correction is not None for b in page.blocks)
+        any_corrected |= corrected
+        for block in page.blocks:
+            if block.correction is not None:
+                corrections[gt["language"]][block.correction.status] += 1
+        row = {"id": gt["id"], "language": gt["language"],
+               "before": score_page(page, gt, corrected=False)}  # fmt: skip
+        if corrected:
+            row["after"] = score_page(page, gt, corrected=True)
+        pages_out.append(row)
+        for group in ("all", gt["language"]):
+            for stage in ("before", "after"):
+                if stage in row:
+                    _add(totals.setdefault(group, {}).setdefault(stage, {}), row[stage])
+    summary = {
+        group: {
+            stage: {view: _rates(counts) for view, counts in views.items()}
+            for stage, views in stages.items()
+        }
+        for group, stages in totals.items()
+    }
+    for row in pages_out:
+        for stage in ("before", "after"):
+            if stage in row:
+                row[stage] = {view: _rates(c) for view, c in row[stage].items()}
+    return {
+        "pages": pages_out,
+        "summary": summary,
+        "corrections": {lang: dict(c) for lang, c in corrections.items()},
+        "corrected": any_corrected,
+    }
+
+
+def print_report(report: dict, console: Console) -> None:
+    table = Table(title="per page (line-aligned / full-page CER)")
+    stages = ("before", "after") if report["corrected"] else ("before",)
+    for column in ("page", "lang", *[f"{s} {v}" for s in stages for v in ("line CER", "page CER")]):
+        table.add_column(column, justify="left" if column in ("page", "lang") else "right")
+    for row in report["pages"]:
+        cells = [f"{row[s][v]['cer']:.1%}" for s in stages for v in ("lines", "full")]
+        table.add_row(row["id"], row["language"], *cells)
+    console.print(table)
+    summary = Table(title="summary")
+    for column in ("group", "stage", "line CER", "line WER", "page CER", "page WER"):
+        summary.add_column(column)
+    for group, by_stage in sorted(report["summary"].items(), key=lambda kv: kv[0] != "all"):
+        for stage, views in by_stage.items():
+            summary.add_row(
+                group, stage,
+                f"{views['lines']['cer']:.1%}", f"{views['lines']['wer']:.1%}",
+                f"{views['full']['cer']:.1%}", f"{views['full']['wer']:.1%}",
+            )  # fmt: skip
+    console.print(summary)
+    if report["corrections"]:
+        counts = Table(title="corrections per language")
+        for column in ("lang", "applied", "rejected", "skipped"):
+            counts.add_column(column)
+        for lang, c in sorted(report["corrections"].items()):
+            counts.add_row(lang, *(str(c.get(k, 0)) for k in ("applied", "rejected", "skipped")))
+        console.print(counts)

@@ -1,0 +1,59 @@
+"""CER / WER scoring: normalisation, line alignment that ignores untranscribed text, reports."""
+
+from __future__ import annotations
+
+import json
+
+from manuscribe.evaluation import align_lines, evaluate_folder, normalise, score_page
+from manuscribe.model import Block, Correction, Document, Line, Page, StageInfo
+
+
+def test_normalise_follows_the_dataset_readme():
+    assert normalise("M^r  Dupont’s >mot< ⟦illisible⟧\n") == "Mr Dupont's mot illisible"
+
+
+def _page(lines: list[tuple[tuple, str]], width=2000, correction=None) -> Page:
+    block = Block(
+        id="p1-b1", bbox=(0, 0, width, 3000), confidence=0.9, correction=correction,
+        lines=[Line(bbox=b, text=t, confidence=0.9) for b, t in lines],
+        text="\n".join(t for _, t in lines),
+    )  # fmt: skip
+    return Page(number=1, width=width, height=3000, dpi=300, blocks=[block])
+
+
+GT = {
+    "id": "x", "language": "fr", "width": 1000, "height": 1500,
+    "lines": [{"text": "Mon cher Mari", "bbox": [50, 100, 500, 150]},
+              {"text": "J’ai reçu ta lettre", "bbox": [50, 160, 600, 210]}],
+}  # fmt: skip
+
+
+def test_line_alignment_scales_boxes_and_ignores_stamps():
+    # predictions at 2x the ground truth's resolution; one stamp far from any GT line
+    page = _page([((100, 200, 1000, 300), "Mon cher Mari"),
+                  ((100, 320, 700, 420), "J'ai reçu"), ((720, 320, 1200, 420), "ta lettre"),
+                  ((1500, 2800, 1900, 2900), "ARCHIVES NATIONALES")])  # fmt: skip
+    aligned = align_lines(GT["lines"], [(ln.bbox, ln.text) for ln in page.blocks[0].lines], 0.5)
+    assert aligned == ["Mon cher Mari", "J'ai reçu ta lettre"]
+    scores = score_page(page, GT, corrected=False)
+    assert scores["lines"]["char_errors"] == 0
+    assert scores["full"]["char_errors"] > 0  # the stamp counts against full-page CER only
+
+
+def test_before_and_after_correction(tmp_path):
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    (gt_dir / "x.json").write_text(json.dumps(GT))
+    fixed = Correction(text="Mon cher Mari\nJ'ai reçu ta lettre", status="applied", model="m")
+    page = _page([((100, 200, 1000, 300), "Mon cher Mar"), ((100, 320, 1200, 420), "J'ai recu ta lettre")],
+                 correction=fixed)  # fmt: skip
+    info = StageInfo(name="e", version="1", fingerprint="f")
+    document = Document(id="0" * 64, name="x", source="x.pdf", media_type="application/pdf",
+                        pages=[page], engine=info)  # fmt: skip
+    (pred_dir / "x.json").write_text(document.model_dump_json())
+    report = evaluate_folder(pred_dir, gt_dir)
+    summary = report["summary"]["fr"]
+    assert summary["before"]["lines"]["cer"] == round(2 / 32, 4)
+    assert summary["after"]["lines"]["cer"] == 0.0
+    assert report["corrections"] == {"fr": {"applied": 1}}
