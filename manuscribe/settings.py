@@ -39,10 +39,19 @@ class Settings(BaseSettings):
     storage_url: str = "./manuscribe-data"
     s3_endpoint_url: str | None = None
     aspose_base_url: str = "https://api.aspose.cloud"
+    aspose_language: str = "HWT_ENG"  # the service's handwriting model
+    aspose_timeout: float = 120.0  # seconds one page's task may take
+    aspose_poll_interval: float = 1.0
+    aspose_retries: int = 5  # tries per HTTP call
+    aspose_backoff: float = 1.0  # first retry delay, doubled each try
+    aspose_backoff_max: float = 30.0
+    aspose_requests_per_second: float = 2.0  # per worker process; 0 = no limit
+    aspose_request_timeout: float = 60.0
+    aspose_max_side: int = 4096  # longer pages are scaled down before upload
 
     # recognition
     engine: str = "rapidocr"
-    dpi: int = 300
+    dpi: int = 200
     lang: str | None = None  # language hint, ISO 639-1
     languages: list[str] = Field(
         default_factory=lambda: ["fr", "en", "de", "es", "it", "nl", "pt", "la", "ja"]

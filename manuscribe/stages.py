@@ -89,7 +89,12 @@ def recognise_page(
     page = None
     if settings.preprocess != "always":
         page = _to_page(engine.recognize(image, hints), number, image, dpi)
-    wants_retry = settings.preprocess == "auto" and page.confidence < settings.preprocess_below
+    # a remote engine bills per call, and its confidences are not ours to threshold
+    wants_retry = (
+        settings.preprocess == "auto"
+        and page.confidence < settings.preprocess_below
+        and not getattr(engine, "remote", False)
+    )
     if settings.preprocess == "always" or wants_retry:
         cleaned, steps = preprocess(image)
         retry = _to_page(engine.recognize(cleaned, hints), number, cleaned, dpi)
