@@ -14,9 +14,9 @@ DATASET = REPO.parent / "shared" / "datasets" / "handwriting"
 
 # a few pages across the three collections, used by the end-to-end tests
 SAMPLE_PAGES = [
-    "mss19_boudreau-tessier_01R_P1S3SS1P019_001",
-    "stanford_lettre75",
     "poilus_AD78_0005-1",
+    "stanford_lettre75",
+    "mss19_boudreau-tessier_01R_P1S3SS1P019_001",
 ]
 
 

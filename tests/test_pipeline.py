@@ -46,7 +46,7 @@ def test_run_writes_json_and_txt_per_document(first_run, inputs):
         assert document.engine.name == "rapidocr" and document.engine.version
         assert len(document.engine.fingerprint) == 12 and document.manuscribe_version
         page = document.pages[0]
-        assert page.blocks and page.width > 0 and page.dpi == 300
+        assert page.blocks and page.width > 0 and page.dpi == 200
         assert all(b.language in ("fr", "en", "und", "de", "es", "it", "nl", "pt", "la", "ja")
                    for b in page.blocks)  # fmt: skip
         for block in page.blocks:
@@ -89,13 +89,13 @@ def test_rerun_reuses_pages_and_changed_settings_recompute(first_run, inputs):
         app, ["run", str(inputs), "--out", str(out), "--corrector", "none", "--formats", "txt"]
     )
     assert "reused 4 of 4 pages from the cache" in again.output
-    settings = load_settings(corrector="none", dpi=200, formats=["json"])
+    settings = load_settings(corrector="none", dpi=150, formats=["json"])
     good = [inputs / f"{SAMPLE_PAGES[0]}.pdf"]
     summary = run(good, out, settings)
     assert summary.reused_pages == 0 and summary.pages == 1  # dpi changes what OCR sees
     assert run(good, out, settings).reused_pages == 1
     document = Document.model_validate_json((out / f"{SAMPLE_PAGES[0]}.json").read_bytes())
-    assert document.pages[0].dpi == 200
+    assert document.pages[0].dpi == 150
 
 
 def test_status_command_reads_an_output_folder(first_run):

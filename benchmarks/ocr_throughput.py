@@ -1,0 +1,104 @@
+"""Throughput of `manuscribe run` against the raw OCR engine on the same pages and cores.
+
+Prints one JSON line:
+  run_pages_per_s      `manuscribe run` as a user runs it (a subprocess: start-up, rasterising,
+                       OCR, layout, language ID, caching, rendering, writing)
+  raw_pages_per_s      the engine alone, called directly on pre-rendered images (the ceiling)
+  ratio                run / raw (target >= 0.95)
+  ocrmypdf_pages_per_s ocrmypdf (tesseract) on the same PDFs, for reference, when it is installed
+
+Usage: python benchmarks/ocr_throughput.py [--pages 24] [--engine rapidocr] [--dpi 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "handwriting"
+
+
+def pick_pages(count: int) -> list[Path]:
+    """Every k-th PDF, so all three collections are represented."""
+    pdfs = sorted(DATASET.glob("*.pdf"))
+    step = max(1, len(pdfs) // count)
+    return pdfs[::step][:count]
+
+
+def raw_engine(pdfs: list[Path], engine_name: str, dpi: int) -> float:
+    """Pages/s of the engine alone: images rendered beforehand, one engine, threads = cores."""
+    from manuscribe.engines import Hints, create_engine
+    from manuscribe.inputs import ingest, iter_pages
+    from manuscribe.settings import load_settings
+
+    cores = len(os.sched_getaffinity(0))
+    settings = load_settings(engine=engine_name, jobs=1, threads=cores)
+    images = [image for pdf in pdfs for _, image, _ in iter_pages(ingest(pdf), dpi, 10**9)]
+    engine = create_engine(engine_name, settings)
+    engine.recognize(images[0], Hints(dpi=dpi))  # warm-up, as the pipeline's start-up is counted
+    started = time.perf_counter()
+    for image in images:
+        engine.recognize(image, Hints(dpi=dpi))
+    return len(images) / (time.perf_counter() - started)
+
+
+def manuscribe_run(pdfs: list[Path], engine_name: str, dpi: int) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
+            "--engine", engine_name, "--dpi", str(dpi), "--corrector", "none",
+            "--preprocess", "never", "--formats", "json,txt",
+        ]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return len(pdfs) / (time.perf_counter() - started)
+
+
+def ocrmypdf(pdfs: list[Path]) -> float | None:
+    if shutil.which("ocrmypdf") is None:
+        return None
+    cores = len(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        for pdf in pdfs:
+            subprocess.run(
+                ["ocrmypdf", "--force-ocr", "--jobs", str(cores), "-l", "fra+eng",
+                 "--output-type", "pdf", "--optimize", "0", str(pdf), f"{out}/{pdf.name}"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        return len(pdfs) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument("--engine", default="rapidocr")
+    parser.add_argument("--dpi", type=int, default=300)
+    args = parser.parse_args()
+    pdfs = pick_pages(args.pages)
+    run = manuscribe_run(pdfs, args.engine, args.dpi)
+    raw = raw_engine(pdfs, args.engine, args.dpi)
+    reference = ocrmypdf(pdfs)
+    result = {
+        "benchmark": "ocr_throughput",
+        "engine": args.engine,
+        "pages": len(pdfs),
+        "dpi": args.dpi,
+        "cores": len(os.sched_getaffinity(0)),
+        "run_pages_per_s": round(run, 3),
+        "raw_pages_per_s": round(raw, 3),
+        "ratio": round(run / raw, 3),
+        "ocrmypdf_pages_per_s": round(reference, 3) if reference else None,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
