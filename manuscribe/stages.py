@@ -148,5 +148,8 @@ def render_document(
     outputs = {}
     for name in formats:
         renderer = get_renderer(name)
-        outputs[renderer.extension] = renderer.render(document, context)
+        data = renderer.render(document, context)
+        # PAGE XML holds one page per file: multi-page documents become a zip of PAGE files
+        extension_for = getattr(renderer, "extension_for", None)
+        outputs[extension_for(document) if extension_for else renderer.extension] = data
     return outputs
