@@ -19,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from manuscribe import __version__
 from manuscribe.correctors import CorrectorError
@@ -119,7 +120,8 @@ def run(
 
     for failure in summary.failures:
         where = failure.source if failure.page is None else f"{failure.source}, page {failure.page}"
-        console.print(f"[red]failed:[/] {where}: {failure.error}")
+        line = Text("failed: ", style="red").append(f"{where}: {failure.error}", style="default")
+        console.print(line, soft_wrap=True, highlight=False)
     if summary.reused_pages:
         console.print(
             f"reused {summary.reused_pages} of {summary.pages} pages from the cache "

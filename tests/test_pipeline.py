@@ -83,6 +83,15 @@ def test_bad_inputs_fail_alone_with_clear_lines(first_run, inputs):
     assert json.loads(records[0].read_text())["error"].startswith("corrupt or truncated PDF")
 
 
+def test_status_command_reads_an_output_folder(first_run):
+    out, _ = first_run
+    result = runner.invoke(app, ["status", str(out), "--json"])
+    if result.exit_code == 2 and "No such command" in result.output:
+        pytest.skip("status command not registered")
+    payload = json.loads(result.stdout)
+    assert payload["state"] == "partial" and payload["pages_failed"] == 0
+
+
 def test_rerun_reuses_pages_and_changed_settings_recompute(first_run, inputs):
     out, _ = first_run
     again = runner.invoke(
@@ -96,15 +105,6 @@ def test_rerun_reuses_pages_and_changed_settings_recompute(first_run, inputs):
     assert run(good, out, settings).reused_pages == 1
     document = Document.model_validate_json((out / f"{SAMPLE_PAGES[0]}.json").read_bytes())
     assert document.pages[0].dpi == 150
-
-
-def test_status_command_reads_an_output_folder(first_run):
-    out, _ = first_run
-    result = runner.invoke(app, ["status", str(out), "--json"])
-    if result.exit_code == 2 and "No such command" in result.output:
-        pytest.skip("status command not registered")
-    payload = json.loads(result.stdout)
-    assert payload["state"] == "partial" and payload["pages_failed"] == 0
 
 
 def test_engine_that_cannot_start_is_one_clear_error(tmp_path, dataset):
