@@ -44,7 +44,12 @@ format:
 	ruff format . && ruff check --fix .
 
 bench: install-test
+	$(call apt_install,ghostscript)
+	$(PIP) install -q ocrmypdf
 	$(PYTHON) benchmarks/ocr_throughput.py
+	$(PYTHON) benchmarks/memory.py
+	$(PYTHON) benchmarks/correction.py
+	$(PYTHON) benchmarks/distributed.py
 
 eval: install
 	manuscribe run $(DATASET) --out out/eval --corrector none

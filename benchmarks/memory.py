@@ -85,7 +85,8 @@ def main() -> None:
     short, long = args.pages
     with tempfile.TemporaryDirectory() as folder:
         peaks = {
-            n: peak_rss_mb(make_pdf(Path(folder) / f"{n}.pdf", n), args.engine) for n in (short, long)
+            n: peak_rss_mb(make_pdf(Path(folder) / f"{n}.pdf", n), args.engine)
+            for n in (short, long)
         }
     print(
         json.dumps(

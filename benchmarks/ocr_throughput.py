@@ -7,7 +7,7 @@ Prints one JSON line:
   ratio                run / raw (target >= 0.95)
   ocrmypdf_pages_per_s ocrmypdf (tesseract) on the same PDFs, for reference, when it is installed
 
-Usage: python benchmarks/ocr_throughput.py [--pages 24] [--engine rapidocr] [--dpi 300]
+Usage: python benchmarks/ocr_throughput.py [--pages 24] [--engine rapidocr] [--dpi 200]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=24)
     parser.add_argument("--engine", default="rapidocr")
-    parser.add_argument("--dpi", type=int, default=300)
+    parser.add_argument("--dpi", type=int, default=200)
     args = parser.parse_args()
     pdfs = pick_pages(args.pages)
     run = manuscribe_run(pdfs, args.engine, args.dpi)
