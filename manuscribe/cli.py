@@ -166,11 +166,9 @@ def evaluate(
 
 
 def _register_distributed() -> None:
-    """Add submit/status/results/retry/cancel/worker/flower when the distributed parts exist."""
-    try:
-        from producer.cli import register
-    except ImportError:
-        return
+    """Add submit/status/results/retry/cancel/worker/flower (they import Celery lazily)."""
+    from producer.cli import register
+
     register(app)
 
 
