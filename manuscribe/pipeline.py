@@ -73,14 +73,25 @@ class _EnginePool:
         self._factory = factory
         self._local = threading.local()
         self._all: list[OcrEngine] = []
+        self._spare: list[OcrEngine] = []
         self._lock = threading.Lock()
+
+    def adopt(self, engine: OcrEngine) -> None:
+        """Hand an engine built already (the start-up probe) to the first worker thread."""
+        with self._lock:
+            self._spare.append(engine)
+            self._all.append(engine)
 
     def get(self) -> OcrEngine:
         engine = getattr(self._local, "engine", None)
         if engine is None:
-            engine = self._local.engine = self._factory()
             with self._lock:
-                self._all.append(engine)
+                engine = self._spare.pop() if self._spare else None
+            if engine is None:
+                engine = self._factory()
+                with self._lock:
+                    self._all.append(engine)
+            self._local.engine = engine
         return engine
 
     def close(self) -> None:
@@ -127,8 +138,7 @@ def run(
         on_start(sum(d.page_count for d in documents))
 
     pool = _EnginePool(lambda: create_engine(settings.engine, settings))
-    pool._local.engine = probe  # the main thread's engine is the probe
-    pool._all.append(probe)
+    pool.adopt(probe)
     window = 2 * settings.effective_jobs
     inflight: deque[tuple[_DocState, int, Future]] = deque()
 
@@ -186,9 +196,8 @@ def run(
                             continue
                         while len(inflight) >= window:
                             drain_one()
-                        engine_dpi = dpi
                         future = ex.submit(
-                            lambda im=image, n=number, d=engine_dpi: recognise_page(
+                            lambda im=image, n=number, d=dpi: recognise_page(
                                 im, n, d, pool.get(), settings
                             )
                         )
