@@ -1,0 +1,1 @@
+"""The producer side of the distributed mode: submit, status, results, retry, cancel."""

@@ -1,0 +1,1 @@
+"""Celery workers of the distributed mode: the app, the ocr / correct / assemble tasks, leases."""
