@@ -136,6 +136,7 @@ def bench_transformers(args, model: str, blocks) -> dict:
 
     settings = make_settings(args, model=model, batch_tokens=args.batch_tokens)
     corrector = create_corrector("transformers", settings)
+    corrector.ignore_eos = args.ignore_eos
     try:
         by_size = {bs: measure(corrector, blocks, bs) for bs in args.batch_sizes}
     finally:
@@ -293,7 +294,7 @@ def quality(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=DATASET)
-    parser.add_argument("--blocks", type=int, default=32)
+    parser.add_argument("--blocks", type=int, default=64)
     parser.add_argument("--batch-sizes", default="1,4,16,32")
     parser.add_argument("--batch-tokens", type=int, default=1 << 20)
     parser.add_argument("--max-new-tokens", type=int, default=256)
@@ -305,6 +306,12 @@ def main() -> None:
     parser.add_argument("--gpu-layers", type=int, default=25)
     parser.add_argument("--llamacpp-blocks", type=int, default=8)
     parser.add_argument("--skip-llamacpp", action="store_true")
+    parser.add_argument(
+        "--ignore-eos",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="transformers: generate each block's full token cap (default: on for the tiny model)",
+    )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--quality", action="store_true", help="CER before/after instead")
     parser.add_argument("--corrector", default="llamacpp", help="backend for --quality")
@@ -314,6 +321,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
+    if args.ignore_eos is None:
+        args.ignore_eos = not args.model  # random weights stop at once: measure full lengths
     try:
         import torch
 

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     aspose_request_timeout: float = 60.0
     aspose_max_side: int = 4096  # longer pages are scaled down before upload
 
+    # distributed mode (see docs/distributed.md)
+    visibility_timeout: int = 30  # seconds; live workers renew leases, so this is not task length
+    lease_interval: int = 5  # seconds between lease renewals
+    task_retries: int = 5  # transient-error retries of one task
+    retry_rounds: int = 3  # how often `manuscribe retry` may re-run a failed page
+    correct_batch_pages: int = 16  # page tasks a correct worker gathers into one batch
+    cache_dir: str = ""  # worker-local source cache; "" = ~/.cache/manuscribe
+    cache_mb: int = 2048
+    s3_max_attempts: int = 12
+
     # recognition
     engine: str = "rapidocr"
     dpi: int = 200

@@ -175,3 +175,29 @@ def test_lexicon_changed_words_must_become_real_words():
     assert judge(source, "ma femme nue Level Rosalie", CFG, "m", "la").status == "applied"
     off = GuardConfig(lexicon=False)
     assert judge(source, "ma femme nue Level Rosalie", off, "m", "fr").status == "applied"
+
+
+@pytest.mark.parametrize(
+    "source, candidate, reason",
+    [
+        # seen from SmolLM2 on the evaluation set: each of these raised the CER
+        ("Due au ou s de duurs,", "Due au s de duurs,", "drops text: 'ou'"),
+        (
+            "desire to hane the tibet por whas\nover is reguired , Dent to hum\nas Menlo Bark",
+            "desire to hane the tibet por whas\nover is reguired\nas Menlo Bark",
+            "drops text: ', Dent to hum'",
+        ),
+        ("Rait an fort du tont\nC ningf quato", "Rait an fort du tont.\nC ningf quato.", "punct"),
+        ("il fukt\nmon testament", "il fukt\nMon testament", "changes the case of 'mon'"),
+    ],
+)
+def test_weak_model_edits_that_hurt_are_rejected(source, candidate, reason):
+    result = judge(source, candidate, CFG, "m", "fr")
+    assert result.status == "rejected" and reason in result.reason
+
+
+def test_plausible_small_fixes_pass():
+    # one added full stop, a c/C case misreading, a split of two run-together words
+    assert rejection_reason("Tns E.C Wrighn", "Tns E.C. Wrighn", CFG) is None
+    assert rejection_reason("le cure de Croissy", "le Cure de Croissy", CFG) is None
+    assert rejection_reason("privenme,armée gum", "privenme, armée gum", CFG) is None

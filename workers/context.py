@@ -71,6 +71,7 @@ class WorkerContext:
         root = option(self.settings, "cache_dir") or Path.home() / ".cache" / "manuscribe"
         self.cache = Path(root) / "sources"
         self.cache.mkdir(parents=True, exist_ok=True)
+        self._cached_bytes: int | None = None  # known after the first prune; grown per download
 
     def job_settings(self, options: dict[str, Any]) -> Settings:
         known = {k: v for k, v in options.items() if k in JOB_OPTIONS}
@@ -120,7 +121,11 @@ class WorkerContext:
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
                 tmp.write_bytes(self.storage.get(key))
                 os.replace(tmp, path)
-            self._prune()
+            if self._cached_bytes is not None:
+                self._cached_bytes += path.stat().st_size
+            limit = int(option(self.settings, "cache_mb")) * 2**20
+            if self._cached_bytes is None or self._cached_bytes > limit:
+                self._prune(limit)  # a full scan only at start and when over the limit
         return SourceInfo(path, doc["name"], doc["sha256"], doc["media_type"], doc["pages"])
 
     def page_image(self, doc: dict, number: int, dpi: int, max_pixels: int):
@@ -131,17 +136,19 @@ class WorkerContext:
             return image, page_dpi
         raise InputError(doc["source"], "page does not exist", number)
 
-    def _prune(self) -> None:
-        limit = int(option(self.settings, "cache_mb")) * 2**20
+    def _prune(self, limit: int) -> None:
+        """Delete least recently used sources down to 80 % of the limit (other processes may
+        share the folder: a file deleted under a reader is fetched again by its next task)."""
         files = sorted(
             (p for p in self.cache.iterdir() if p.is_file()), key=lambda p: p.stat().st_atime
         )
         total = sum(p.stat().st_size for p in files)
         for path in files[:-1]:  # never the file just fetched
-            if total <= limit:
+            if total <= limit * 0.8:
                 break
             total -= path.stat().st_size
             path.unlink(missing_ok=True)
+        self._cached_bytes = total
 
 
 _context: WorkerContext | None = None

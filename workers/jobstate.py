@@ -43,6 +43,7 @@ def page_id(doc_index: int, page: int) -> str:
 class JobState:
     def __init__(self, client: redis.Redis):
         self.r = client
+        self._remembered: set[tuple[str, str]] = set()
 
     @staticmethod
     def key(job: str, part: str) -> str:
@@ -75,7 +76,11 @@ class JobState:
         self.r.sadd(self.key(job, stage), member)
 
     def remember_stage(self, job: str, kind: str, fingerprint: str, info_json: str) -> None:
-        self.r.hsetnx(self.key(job, "stages"), f"{kind}:{fingerprint}", info_json)
+        """Once per process and job: the stage identity the assembled document will carry."""
+        field = f"{kind}:{fingerprint}"
+        if (job, field) not in self._remembered:
+            self.r.hsetnx(self.key(job, "stages"), field, info_json)
+            self._remembered.add((job, field))
 
     def stage_info(self, job: str, kind: str, fingerprints: list[str]) -> dict | None:
         """The first of `fingerprints` known for the job, or any of its `kind` stages."""
@@ -119,8 +124,10 @@ class JobState:
         pipe.srem(self.key(job, "assemble_failed"), doc_index)
         pipe.execute()
 
-    def page_key(self, job: str, doc_index: int, page: int) -> str | None:
-        return self.r.hget(self.key(job, "pagekeys"), page_id(doc_index, page))
+    def page_keys(self, job: str, doc_index: int, pages: int) -> list[str | None]:
+        """Final output key of pages 1..pages (None where the page has none)."""
+        ids = [page_id(doc_index, n) for n in range(1, pages + 1)]
+        return self.r.hmget(self.key(job, "pagekeys"), ids)
 
     def assembled(self, job: str, doc_index: int) -> None:
         pipe = self.r.pipeline()

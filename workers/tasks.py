@@ -217,11 +217,13 @@ def _peers(task, settings, ocr_fp: str, corr_fp: str) -> list[tuple[dict, int]]:
 def _correct_batch(batch, ocr_info: StageInfo, info: StageInfo, corrector) -> None:
     storage = context().storage
     pages: list[tuple[dict, Page]] = []
-    for doc, number in batch:
+    for position, (doc, number) in enumerate(batch):
         try:
             data = storage.get(ocr_key(doc["sha256"], number, ocr_info.fingerprint))
         except KeyError:
-            continue  # a peer whose OCR output is missing: its own task will report it
+            if position == 0:  # this task's own page: an error to retry, then record
+                raise RuntimeError(f"OCR output of page {number} is missing") from None
+            continue  # a peer's: its own task will find out
         pages.append((doc, Page.model_validate_json(data)))
     corrected = correct_pages([p for _, p in pages], corrector)
     log.info("corrected a batch of %d pages", len(pages))
@@ -248,8 +250,8 @@ def _assemble(job: str, doc: dict, options: dict) -> None:
     settings = ctx.job_settings(options)
     pages: list[Page] = []
     used: dict[str, set[str]] = {"ocr": set(), "correct": set()}
-    for number in range(1, doc["pages"] + 1):
-        key = ctx.state.page_key(job, doc["index"], number)
+    keys = ctx.state.page_keys(job, doc["index"], doc["pages"])
+    for number, key in enumerate(keys, start=1):
         if key is None:
             pages.append(_failed_page(job, doc, number, settings.dpi))
             continue

@@ -2,7 +2,8 @@
 
 A correction is applied only when it looks like a fix of recognition errors and nothing else:
 same number of lines, similar length, a bounded edit distance, the same numbers and dates, the
-glossary terms kept, no commentary and no text that is not in the source. Anything else is
+glossary terms kept, no commentary, no text added or dropped, and every changed word turned
+from a non-word into a dictionary word (pyspellchecker, when it has the language). Anything else is
 `rejected` with the reason, and the OCR text stays. Blocks that are not worth a model call
 (empty, no letters, very low confidence) are `skipped` before generation.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -21,11 +23,17 @@ from rapidfuzz.distance import Indel, Levenshtein
 from manuscribe.correctors.base import BlockInput
 from manuscribe.model import Correction
 
+log = logging.getLogger("manuscribe.correctors")
+
 # A replaced span of words must stay this similar (rapidfuzz Indel ratio) to its source span:
 # below it the model rewrote or translated rather than fixed a misreading.
 MIN_SPAN_SIMILARITY = 0.5
 # Whole words inserted where the source has nothing: more than this many characters = added text.
 MAX_INSERTED_CHARS = 2
+# Punctuation marks a correction may add to a block (a weak model sprinkles full stops).
+MAX_INSERTED_PUNCTUATION = 1
+# Letters whose capital is a larger copy of the small letter: a case misreading is plausible.
+SAME_SHAPE_CASE = set("ckopsuvwxz")
 
 MONTHS = {
     # fr
@@ -77,6 +85,7 @@ class GuardConfig:
         out["glossary"] = list(self.glossary)
         out["min_span_similarity"] = MIN_SPAN_SIMILARITY
         out["max_inserted_chars"] = MAX_INSERTED_CHARS
+        out["max_inserted_punctuation"] = MAX_INSERTED_PUNCTUATION
         return out
 
 
@@ -115,9 +124,12 @@ def lexicon(language: str) -> frozenset[str] | None:
     code = (language or "").lower().split("-")[0]
     try:
         from spellchecker import SpellChecker
-
+    except ImportError:
+        log.warning("pyspellchecker is not installed: the lexicon guard is off (weaker guards)")
+        return None
+    try:
         words = SpellChecker(language=code).word_frequency.dictionary
-    except Exception:  # package missing or no dictionary for this language
+    except Exception:  # no dictionary for this language: the other guards still apply
         return None
     return frozenset(words)
 
@@ -125,6 +137,18 @@ def lexicon(language: str) -> frozenset[str] | None:
 def _known(word: str, words: frozenset[str], extra: set[str]) -> bool:
     parts = [p for p in re.split(r"['’]", word) if len(p) > 1]  # j'institue -> institue
     return all(p.lower() in words or p in extra for p in parts)
+
+
+def _alnum_chars(tokens: list[str]) -> int:
+    return sum(len(t) for t in tokens if any(c.isalnum() for c in t))
+
+
+def _case_reason(old: str, new: str) -> str | None:
+    """Case changes only where upper and lower case look alike in handwriting (c/C, o/O...)."""
+    for a, b in zip(old, new, strict=True):
+        if a != b and a.lower() not in SAME_SHAPE_CASE:
+            return f"changes the case of {old!r} to {new!r}"
+    return None
 
 
 def _lexicon_reason(old: str, new: str, words: frozenset[str], extra: set[str]) -> str | None:
@@ -147,11 +171,18 @@ def _added_or_rewritten(
     """Word-level alignment: pure insertions and dissimilar replacements are not corrections."""
     src, out = _words(source), _words(candidate)
     matcher = difflib.SequenceMatcher(a=src, b=out, autojunk=False)
+    punctuation = 0
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "insert":
             added = " ".join(out[j1:j2])
-            if sum(len(w) for w in out[j1:j2] if any(c.isalnum() for c in w)) > MAX_INSERTED_CHARS:
+            if _alnum_chars(out[j1:j2]) > MAX_INSERTED_CHARS:
                 return f"adds text not in the source: {_shorten(added)!r}"
+            punctuation += j2 - j1
+            if punctuation > MAX_INSERTED_PUNCTUATION:
+                return f"adds punctuation: {_shorten(added)!r}"
+        elif tag == "delete":
+            if _alnum_chars(src[i1:i2]) > 0:  # dropping a misread stray mark is not worth the risk
+                return f"drops text: {_shorten(' '.join(src[i1:i2]))!r}"
         elif tag == "replace":
             old, new = " ".join(src[i1:i2]), " ".join(out[j1:j2])
             if len(new) > 1.5 * len(old) + 3:
@@ -165,6 +196,8 @@ def _added_or_rewritten(
             for a, b in pairs:
                 if max(len(a), len(b)) >= 3 and _similarity(a, b) < MIN_SPAN_SIMILARITY:
                     return f"rewrites {_shorten(old)!r} as {_shorten(new)!r}"
+                if a != b and a.lower() == b.lower() and (reason := _case_reason(a, b)):
+                    return reason
                 if words is not None and (reason := _lexicon_reason(a, b, words, extra)):
                     return reason
     return None

@@ -88,6 +88,8 @@ class TransformersCorrector(GuardedCorrector):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._model = self._load(AutoModelForCausalLM, self.device)
         self.batcher = AdaptiveBatcher(options.batch_tokens)
+        # benchmarks only: generate every block's full token cap (like vLLM's ignore_eos)
+        self.ignore_eos = False
         self.stop_ids = self._stop_ids()
         log.info("transformers corrector: %s on %s (%s)", model, self.device, self.path)
 
@@ -173,8 +175,9 @@ class TransformersCorrector(GuardedCorrector):
                 max_new_tokens=max_new_tokens,
                 eos_token_id=self.stop_ids,
                 pad_token_id=self.tokenizer.pad_token_id,
-                stop_strings=stops or None,
-                tokenizer=self.tokenizer if stops else None,
+                stop_strings=None if self.ignore_eos or not stops else stops,
+                tokenizer=None if self.ignore_eos or not stops else self.tokenizer,
+                min_new_tokens=max_new_tokens if self.ignore_eos else None,
             )
         new = out[:, enc.input_ids.shape[1] :].cpu()
         results = []

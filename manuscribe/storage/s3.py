@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -30,6 +32,7 @@ for _name in ("botocore", "boto3", "s3transfer"):
 
 # A SeaweedFS or S3 outage of up to about a minute is ridden out inside one call.
 DEFAULT_MAX_ATTEMPTS = 12
+MULTIPART_BYTES = 64 * 2**20
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -74,7 +77,7 @@ class S3Storage:
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client or s3_client(endpoint_url)
-        self._transfer = TransferConfig(multipart_threshold=64 * 2**20, max_concurrency=4)
+        self._transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES, max_concurrency=4)
 
     @classmethod
     def from_url(cls, url: str, endpoint_url: str | None = None) -> S3Storage:
@@ -93,6 +96,10 @@ class S3Storage:
 
     def put_file(self, key: str, path: Path) -> None:
         """Upload a file without reading it into memory (multipart above 64 MB, still atomic)."""
+        if path.stat().st_size < MULTIPART_BYTES:  # one request: the transfer manager costs ~20 ms
+            with path.open("rb") as handle:
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=handle)
+            return
         self.client.upload_file(str(path), self.bucket, self._key(key), Config=self._transfer)
 
     def get(self, key: str) -> bytes:
@@ -106,13 +113,18 @@ class S3Storage:
 
     def get_file(self, key: str, path: Path) -> None:
         """Download to `path` through a temp file + rename, so `path` is never half-written."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
         try:
-            self.client.download_file(self.bucket, self._key(key), str(tmp), Config=self._transfer)
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            with tmp.open("wb") as handle:
+                shutil.copyfileobj(response["Body"], handle, 1 << 20)  # streamed, not in memory
         except ClientError as exc:
             tmp.unlink(missing_ok=True)
             if _code(exc) in _MISSING:
                 raise KeyError(key) from None
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, path)
 
