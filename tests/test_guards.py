@@ -201,3 +201,11 @@ def test_plausible_small_fixes_pass():
     assert rejection_reason("Tns E.C Wrighn", "Tns E.C. Wrighn", CFG) is None
     assert rejection_reason("le cure de Croissy", "le Cure de Croissy", CFG) is None
     assert rejection_reason("privenme,armée gum", "privenme, armée gum", CFG) is None
+
+
+def test_unknown_language_uses_the_union_of_the_word_lists():
+    pytest.importorskip("spellchecker")
+    # seen in the pipeline on a block whose language was not identified
+    result = judge("ens de 3aril 186y.", "en de 3aril 186y.", CFG, "m", "und")
+    assert result.status == "rejected" and "changes the valid word 'ens'" in result.reason
+    assert judge("Dear Mrs Stanfrd", "Dear Mrs Stanford", CFG, "m", "und").status == "applied"

@@ -8,7 +8,6 @@ backend: progress lives in Redis sets (workers.jobstate) and outputs in storage.
 
 from __future__ import annotations
 
-import os
 import ssl
 
 from celery import Celery
@@ -29,18 +28,15 @@ DEFAULTS = {
     "lease_interval": 5,  # seconds between lease renewals (well under the timeout)
     "task_retries": 5,  # retries of a transient failure before the page is recorded failed
     "retry_rounds": 3,  # `manuscribe retry` re-enqueues a page at most this many times
-    "correct_batch_pages": 16,  # pages a correct worker prefetches and corrects in one call
+    "correct_batch_pages": 32,  # pages a correct worker prefetches and corrects in one call
     "cache_dir": "",  # worker's local copy of sources; empty = ~/.cache/manuscribe
     "cache_mb": 2048,
 }
 
 
 def option(settings: Settings, name: str):
-    """A distributed-mode setting: from Settings once it has the field, else MANUSCRIBE_<NAME>."""
-    if hasattr(settings, name):
-        return getattr(settings, name)
-    value = os.environ.get(f"MANUSCRIBE_{name.upper()}")
-    return type(DEFAULTS[name])(value) if value not in (None, "") else DEFAULTS[name]
+    """A distributed-mode setting (Settings reads MANUSCRIBE_<NAME> and config/manuscribe.toml)."""
+    return getattr(settings, name, DEFAULTS[name])
 
 
 def make_app(settings: Settings | None = None) -> Celery:

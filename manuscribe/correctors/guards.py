@@ -63,6 +63,8 @@ class GuardConfig:
     max_length_ratio: float = 1.3
     min_confidence: float = 0.2
     lexicon: bool = True  # changed words must become real words (pyspellchecker dictionaries)
+    # a block of unknown language (`und`) is checked against the union of these languages' lists
+    fallback_languages: tuple[str, ...] = ("fr", "en", "de", "es", "it", "nl", "pt")
     glossary: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
@@ -77,6 +79,8 @@ class GuardConfig:
             ),
             min_confidence=float(getattr(settings, "guard_min_confidence", cls.min_confidence)),
             lexicon=bool(getattr(settings, "guard_lexicon", cls.lexicon)),
+            fallback_languages=tuple(getattr(settings, "languages", None) or ())
+            or cls.fallback_languages,
             glossary=tuple(t for t in (getattr(settings, "glossary", None) or []) if t.strip()),
         )
 
@@ -132,6 +136,13 @@ def lexicon(language: str) -> frozenset[str] | None:
     except Exception:  # no dictionary for this language: the other guards still apply
         return None
     return frozenset(words)
+
+
+@functools.lru_cache(maxsize=4)
+def union_lexicon(languages: tuple[str, ...]) -> frozenset[str] | None:
+    """All the word lists of `languages` together, for blocks whose language is unknown."""
+    lists = [w for w in (lexicon(lang) for lang in languages) if w is not None]
+    return frozenset().union(*lists) if lists else None
 
 
 def _known(word: str, words: frozenset[str], extra: set[str]) -> bool:
@@ -238,7 +249,10 @@ def rejection_reason(
     for term in config.glossary:
         if candidate.count(term) < source.count(term):
             return f"glossary term {term!r} changed"
-    words = lexicon(language) if config.lexicon else None
+    words = None
+    if config.lexicon:
+        known = (language or "und").lower() not in ("", "und", "unknown")
+        words = lexicon(language) if known else union_lexicon(config.fallback_languages)
     extra = set(_words(source)) | {w for term in config.glossary for w in _words(term)}
     return _added_or_rewritten(source, candidate, words, extra)
 
