@@ -21,10 +21,13 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.services import services  # noqa: F401  (session fixture: real SeaweedFS)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -140,8 +143,8 @@ def test_compose_refuses_to_start_without_a_secret(secret, tmp_path):
 
 
 def test_compose_defines_the_expected_services(compose_config):
-    services = set(compose_config["services"])
-    assert {*LONG_RUNNING, *ONE_SHOT} <= services
+    names = set(compose_config["services"])
+    assert {*LONG_RUNNING, *ONE_SHOT} <= names
 
 
 @pytest.mark.parametrize("name", list(WORKERS))
@@ -828,59 +831,13 @@ def ensure_bucket():
     return module
 
 
-@pytest.fixture()
-def s3_stub():
-    boto3 = pytest.importorskip("boto3")
-    from botocore.stub import Stubber
-
-    client = boto3.client(
-        "s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
-
-
-def test_ensure_bucket_creates_a_missing_bucket(ensure_bucket, s3_stub):
-    client, stubber = s3_stub
-    stubber.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
-    stubber.add_response("create_bucket", {}, {"Bucket": "manuscribe"})
-    assert ensure_bucket.ensure_bucket(client, "manuscribe", "us-east-1") is True
-
-
-def test_ensure_bucket_leaves_an_existing_bucket(ensure_bucket, s3_stub):
-    client, stubber = s3_stub
-    stubber.add_response("head_bucket", {}, {"Bucket": "manuscribe"})
-    assert ensure_bucket.ensure_bucket(client, "manuscribe") is False
-
-
-def test_ensure_bucket_tolerates_a_concurrent_create(ensure_bucket, s3_stub):
-    client, stubber = s3_stub
-    stubber.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
-    stubber.add_client_error(
-        "create_bucket", service_error_code="BucketAlreadyOwnedByYou", http_status_code=409
-    )
-    assert ensure_bucket.ensure_bucket(client, "manuscribe") is False
-
-
-def test_ensure_bucket_passes_other_errors_on(ensure_bucket, s3_stub):
-    from botocore.exceptions import ClientError
-
-    client, stubber = s3_stub
-    stubber.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
-    with pytest.raises(ClientError):
-        ensure_bucket.ensure_bucket(client, "manuscribe")
-
-
-def test_ensure_bucket_sets_the_region_outside_us_east_1(ensure_bucket, s3_stub):
-    client, stubber = s3_stub
-    stubber.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
-    stubber.add_response(
-        "create_bucket",
-        {},
-        {"Bucket": "b", "CreateBucketConfiguration": {"LocationConstraint": "eu-west-3"}},
-    )
-    assert ensure_bucket.ensure_bucket(client, "b", "eu-west-3") is True
+def test_ensure_bucket_against_real_seaweedfs(ensure_bucket, services):  # noqa: F811
+    """Creates a missing bucket, leaves it alone the second time (what storage-init relies on)."""
+    client = services.weed.client()
+    name = f"ensure-{uuid.uuid4().hex[:8]}"
+    assert ensure_bucket.ensure_bucket(client, name, "us-east-1") is True
+    assert ensure_bucket.ensure_bucket(client, name, "us-east-1") is False
+    assert name in [b["Name"] for b in client.list_buckets()["Buckets"]]
 
 
 @pytest.mark.parametrize("url", ["./manuscribe-data", "s3://", "http://bucket/x"])

@@ -24,11 +24,11 @@ from botocore.exceptions import ClientError
 
 from manuscribe.storage.keys import check_key
 
-# botocore's DEBUG log prints request headers (the access key id is in Authorization): keep it
-# at INFO even when the CLI runs with --verbose.
+# botocore's DEBUG log prints request headers (the access key id is in Authorization), and its
+# INFO log chatters on every client ("Found credentials ..."): WARNING, even under --verbose.
 for _name in ("botocore", "boto3", "s3transfer"):
     if logging.getLogger(_name).level == logging.NOTSET:  # an explicit choice is respected
-        logging.getLogger(_name).setLevel(logging.INFO)
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 # A SeaweedFS or S3 outage of up to about a minute is ridden out inside one call.
 DEFAULT_MAX_ATTEMPTS = 12
