@@ -19,9 +19,12 @@ def create_engine(name: str, settings: Settings) -> OcrEngine:
 
         return RapidOcrEngine(threads=settings.effective_threads)
     if name == "tesseract":
-        from manuscribe.engines.tesseract_engine import TesseractEngine
+        from manuscribe.engines.tesseract_engine import TESSERACT_LANGS, TesseractEngine
 
-        return TesseractEngine(lang=settings.tesseract_lang)
+        # a --lang hint narrows tesseract to that language's model
+        return TesseractEngine(
+            lang=TESSERACT_LANGS.get(settings.lang or "", settings.tesseract_lang)
+        )
     if name == "aspose-cloud":
         from manuscribe.engines.aspose_cloud import AsposeCloudEngine
 

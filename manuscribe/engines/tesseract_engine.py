@@ -71,7 +71,7 @@ class TesseractEngine:
                 blocks.append(current_block)
                 current_block = []
             box = iterator.BoundingBox(level_word)
-            text = (iterator.GetUTF8Text(level_word) or "").strip()
+            text = _text(iterator, level_word)
             if box and text:
                 words.append(
                     Word(bbox=box, text=text, confidence=iterator.Confidence(level_word) / 100)
@@ -101,6 +101,14 @@ def find_tessdata() -> str:
         return explicit.rstrip("/") + "/"
     found = sorted(glob.glob("/usr/share/tesseract-ocr/*/tessdata"))
     return (found[-1] + "/") if found else "./"
+
+
+def _text(iterator, level) -> str:
+    """The element's text; tesserocr raises "No text returned" for an empty element."""
+    try:
+        return (iterator.GetUTF8Text(level) or "").strip()
+    except RuntimeError:
+        return ""
 
 
 def _line(bbox: tuple[int, int, int, int], words: list[Word]) -> Line:
