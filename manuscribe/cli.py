@@ -22,10 +22,9 @@ from rich.table import Table
 from rich.text import Text
 
 from manuscribe import __version__
+from manuscribe import cli_options as opt
 from manuscribe.correctors import CorrectorError
 from manuscribe.engines import EngineError
-from manuscribe.renderers import parse_formats
-from manuscribe.settings import load_settings
 
 app = typer.Typer(
     help="Digitise handwritten archives: structured OCR, language ID and LLM correction.",
@@ -59,32 +58,28 @@ def main(
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="PDF / TIFF / JPEG / PNG files or folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
-    engine: Annotated[str | None, typer.Option(help="rapidocr | tesseract | aspose-cloud")] = None,
-    corrector: Annotated[
-        str | None, typer.Option(help="auto | none | transformers | llamacpp | openai")
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Corrector model id or local path.")] = None,
-    lang: Annotated[str | None, typer.Option(help="Language hint (ISO 639-1, e.g. fr).")] = None,
-    dpi: Annotated[int | None, typer.Option(help="Rasterisation DPI for PDF pages.")] = None,
+    engine: opt.Engine = None,
+    corrector: opt.Corrector = None,
+    model: opt.Model = None,
+    lang: opt.Lang = None,
+    dpi: opt.Dpi = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Pages in parallel.")] = None,
-    formats: Annotated[
-        str | None, typer.Option(help="Comma list: json,txt,alto,page,hocr,pdf")
-    ] = None,
-    preprocess: Annotated[str | None, typer.Option(help="auto | always | never")] = None,
+    formats: opt.Formats = None,
+    preprocess: opt.Preprocess = None,
 ) -> None:
     """Run the whole pipeline on this machine; write <out>/<name>.<format> per document."""
     from manuscribe.pipeline import CACHE_DIR
     from manuscribe.pipeline import run as run_pipeline
 
     try:
-        settings = load_settings(
+        settings = opt.settings_from_flags(
             engine=engine,
             corrector=corrector,
             model=model,
             lang=lang,
             dpi=dpi,
             jobs=jobs,
-            formats=parse_formats(formats) if formats else None,
+            formats=formats,
             preprocess=preprocess,
         )
     except ValueError as exc:

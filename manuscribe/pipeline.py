@@ -129,11 +129,7 @@ def run(
         try:
             documents.append(ingest(path, name, settings.max_file_mb))
         except InputError as exc:
-            _record(
-                cache,
-                summary,
-                Failure(source=str(path), name=name, stage="ingest", error=exc.reason),
-            )
+            _record(cache, summary, (path, name), "ingest", exc.reason)
     if on_start:
         on_start(sum(d.page_count for d in documents))
 
@@ -203,16 +199,7 @@ def run(
                         )
                         inflight.append((state, number, future))
                 except InputError as exc:  # the whole document became unreadable mid-way
-                    _record(
-                        cache,
-                        summary,
-                        Failure(
-                            source=str(info.path),
-                            name=info.name,
-                            stage="rasterise",
-                            error=exc.reason,
-                        ),
-                    )
+                    _record(cache, summary, info, "rasterise", exc.reason)
                     # pages already queued still finish; the rest are failed pages
                     queued = {n for s, n, _ in inflight if s is state}
                     for number in todo:
@@ -235,7 +222,17 @@ def _failed_page(state: _DocState, number: int, reason: str, dpi: int) -> Page:
     return Page(number=number, width=0, height=0, dpi=dpi, error=reason)
 
 
-def _record(cache: LocalStorage, summary: RunSummary, failure: Failure) -> None:
+def _record(
+    cache: LocalStorage,
+    summary: RunSummary,
+    source: SourceInfo | tuple[Path, str],
+    stage: str,
+    error: str,
+    page: int | None = None,
+) -> None:
+    """Write a failure record for a document (page None) or one of its pages."""
+    path, name = (source.path, source.name) if isinstance(source, SourceInfo) else source
+    failure = Failure(source=str(path), name=name, page=page, stage=stage, error=error)
     summary.failures.append(failure)
     cache.put(
         failure_key(JOB, failure.name, failure.page), failure.model_dump_json(indent=1).encode()
@@ -250,17 +247,7 @@ def _finish_document(state, out, cache, settings, ocr, corrector, correction, su
         pages = _correct_cached(pages, info, cache, corrector, correction)
     for page in pages:
         if page.error:
-            _record(
-                cache,
-                summary,
-                Failure(
-                    source=str(info.path),
-                    name=info.name,
-                    page=page.number,
-                    stage="recognise",
-                    error=page.error,
-                ),
-            )
+            _record(cache, summary, info, "recognise", page.error, page.number)
     document = assemble_document(info, pages, ocr, correction)
     context = RenderContext(page_image=lambda n: _page_image(info, n, document))
     for extension, data in render_document(document, settings.formats, context).items():

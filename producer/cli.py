@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from manuscribe.renderers import parse_formats
+from manuscribe import cli_options as opt
 from manuscribe.settings import load_settings
 
 console = Console(stderr=True)
@@ -38,17 +38,13 @@ def _print_json(data: dict) -> None:
 def submit(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or s3://bucket/prefix URIs.")],
     job: Annotated[str | None, typer.Option(help="Job name (default: time + random).")] = None,
-    engine: Annotated[str | None, typer.Option(help="rapidocr | tesseract | aspose-cloud")] = None,
-    corrector: Annotated[
-        str | None, typer.Option(help="auto | none | transformers | llamacpp | openai")
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Corrector model id or local path.")] = None,
-    lang: Annotated[str | None, typer.Option(help="Language hint (ISO 639-1).")] = None,
-    dpi: Annotated[int | None, typer.Option(help="Rasterisation DPI for PDF pages.")] = None,
-    formats: Annotated[
-        str | None, typer.Option(help="Comma list: json,txt,alto,page,hocr,pdf")
-    ] = None,
-    preprocess: Annotated[str | None, typer.Option(help="auto | always | never")] = None,
+    engine: opt.Engine = None,
+    corrector: opt.Corrector = None,
+    model: opt.Model = None,
+    lang: opt.Lang = None,
+    dpi: opt.Dpi = None,
+    formats: opt.Formats = None,
+    preprocess: opt.Preprocess = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Upload sources (once, by content hash), write the manifest, enqueue one task per page."""
@@ -56,13 +52,13 @@ def submit(
     from producer.submit import submit as do_submit
 
     try:
-        settings = load_settings(
+        settings = opt.settings_from_flags(
             engine=engine,
             corrector=corrector,
             model=model,
             lang=lang,
             dpi=dpi,
-            formats=parse_formats(formats) if formats else None,
+            formats=formats,
             preprocess=preprocess,
         )
         result = do_submit(inputs, settings, job=job, show_progress=console.is_terminal)

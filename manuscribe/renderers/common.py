@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from manuscribe.layout import union
 from manuscribe.model import BBox, Block, Document, Line, Page
 
 # ISO 639-1 -> the language names of PAGE's LanguageSimpleType (2019-07-15).
@@ -102,15 +103,6 @@ def clamp_bbox(bbox: BBox, page: Page) -> BBox:
     x0, x1 = min(max(x0, 0), width), min(max(x1, 0), width)
     y0, y1 = min(max(y0, 0), height), min(max(y1, 0), height)
     return x0, y0, x1, y1
-
-
-def union(boxes: list[BBox]) -> BBox:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
 
 
 def confidence(value: float) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from manuscribe.layout import union
 from manuscribe.model import BBox, Document, Page
 from manuscribe.renderers.base import RenderContext
 from manuscribe.renderers.common import (
@@ -18,7 +19,6 @@ from manuscribe.renderers.common import (
     line_texts,
     line_tokens,
     stage_description,
-    union,
     xml_safe,
 )
 
