@@ -47,3 +47,7 @@ def image_bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
+
+
+# the deployment tests' module fixture (docker-compose config), shared by two test modules
+from tests.deploy_helpers import compose_config  # noqa: E402, F401

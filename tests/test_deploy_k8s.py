@@ -1,0 +1,422 @@
+"""Kubernetes manifests in infra/k8s/ (validated with kubernetes-validate) and the KEDA objects."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy_helpers import (
+    ENV_EXAMPLE,
+    K8S_DIR,
+    K8S_VERSIONS,
+    ROOT,
+    WORKERS,
+    parse_env_file,
+    require_module,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes
+# ---------------------------------------------------------------------------------------------
+
+KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
+NOT_CORE = KEDA_KINDS | {"Kustomization"}
+
+
+def load_k8s() -> list[tuple[Path, dict]]:
+    docs = []
+    for path in sorted(K8S_DIR.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path, doc))
+    return docs
+
+
+K8S_DOCS = load_k8s()
+CORE_DOCS = [(p, d) for p, d in K8S_DOCS if d["kind"] not in NOT_CORE]
+
+
+def by_kind(kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for _, d in K8S_DOCS if d["kind"] == kind}
+
+
+def pod_specs() -> dict[str, dict]:
+    specs = {}
+    for kind in ("Deployment", "StatefulSet"):
+        for name, doc in by_kind(kind).items():
+            specs[name] = doc["spec"]["template"]["spec"]
+    return specs
+
+
+def secret_template() -> dict:
+    return by_kind("Secret")["manuscribe-secrets"]
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(
+    "doc",
+    [d for _, d in CORE_DOCS],
+    ids=[f"{p.relative_to(K8S_DIR)}:{d['kind']}/{d['metadata']['name']}" for p, d in CORE_DOCS],
+)
+def test_core_manifest_validates(doc, version):
+    kv = require_module("kubernetes_validate", "pip install kubernetes-validate")
+    try:
+        kv.validate(doc, version, strict=True)  # strict: unknown fields (typos) are errors
+    except kv.ValidationError as err:
+        path = ".".join(str(p) for p in err.path)
+        pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {err.message}")
+    except kv.SchemaNotFoundError as err:
+        pytest.fail(err.message)
+
+
+def test_validator_rejects_a_broken_manifest():
+    """The validation above can fail: a typo'd field and a wrong type are both caught."""
+    kv = require_module("kubernetes_validate", "pip install kubernetes-validate")
+    broken = copy.deepcopy(by_kind("Deployment")["gpu-worker"])
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(broken, K8S_VERSIONS[-1], strict=True)
+    broken = copy.deepcopy(by_kind("Deployment")["flower"])
+    broken["spec"]["replicas"] = "one"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(broken, K8S_VERSIONS[-1], strict=True)
+
+
+def test_expected_objects_exist():
+    assert {"ocr-worker", "gpu-worker", "assemble-worker", "flower"} <= set(by_kind("Deployment"))
+    assert "flower" in by_kind("Service") and "redis" in by_kind("Service")
+    assert "redis" in by_kind("StatefulSet")
+    assert "manuscribe-config" in by_kind("ConfigMap")
+    assert "manuscribe-secrets" in by_kind("Secret")
+    assert "manuscribe" in by_kind("Namespace")
+    assert {"ocr-worker", "gpu-worker"} <= set(by_kind("ScaledObject"))
+    for path, doc in K8S_DOCS:
+        if doc["kind"] not in {"Namespace", "Kustomization"}:
+            assert doc["metadata"].get("namespace") == "manuscribe", f"{path.name}: {doc['kind']}"
+
+
+def test_gpu_worker_gets_one_gpu_on_a_gpu_node():
+    deployment = by_kind("Deployment")["gpu-worker"]
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert int(container["resources"]["limits"]["nvidia.com/gpu"]) == 1
+    assert spec.get("nodeSelector"), "GPU pods need a nodeSelector (or affinity) for GPU nodes"
+    assert any(t.get("key") == "nvidia.com/gpu" for t in spec.get("tolerations", []))
+    assert container["image"].startswith("manuscribe-gpu")
+    # no surge pod: there is no spare GPU to start it on
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+
+
+@pytest.mark.parametrize("name", list(WORKERS))
+def test_k8s_workers_consume_their_queue_and_shut_down_warm(name):
+    spec = by_kind("Deployment")[name]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    command = container["command"]
+    assert command[:3] == ["manuscribe", "worker", WORKERS[name]]
+    node = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--hostname="))
+    prefix = node.split("@")[0]
+    liveness = " ".join(container["livenessProbe"]["exec"]["command"])
+    assert "inspect ping" in liveness and f"{prefix}@$HOSTNAME" in liveness
+    assert "startupProbe" in container
+    assert spec["terminationGracePeriodSeconds"] >= 300
+
+
+def test_gpu_worker_is_not_restarted_lightly():
+    """A restart reloads the model and redoes the batch: liveness tolerates minutes of silence,
+    and a warm shutdown gets long enough to finish a batch."""
+    spec = by_kind("Deployment")["gpu-worker"]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    probe = container["livenessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 600
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # model download + load
+    assert spec["terminationGracePeriodSeconds"] >= 600
+
+
+@pytest.mark.parametrize("name", sorted(pod_specs()))
+def test_pods_run_unprivileged(name):
+    spec = pod_specs()[name]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert spec.get("automountServiceAccountToken") is False
+    for container in spec["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"]["drop"] == ["ALL"]
+        image = container["image"]
+        assert ":" in image and not image.endswith(":latest"), image
+        assert "memory" in container["resources"]["limits"]
+
+
+def test_keda_targets_leave_replicas_to_keda():
+    for scaled in by_kind("ScaledObject").values():
+        target = by_kind("Deployment")[scaled["spec"]["scaleTargetRef"]["name"]]
+        assert "replicas" not in target["spec"], "re-applying would reset the autoscaler's count"
+
+
+def test_secret_and_config_references_resolve():
+    secret_keys = set(secret_template()["stringData"])
+    config_keys = set(by_kind("ConfigMap")["manuscribe-config"]["data"])
+    for name, spec in pod_specs().items():
+        for container in spec["containers"]:
+            for ref in container.get("envFrom", []):
+                if "configMapRef" in ref:
+                    assert ref["configMapRef"]["name"] == "manuscribe-config"
+                if "secretRef" in ref:
+                    assert ref["secretRef"]["name"] == "manuscribe-secrets"
+            for env in container.get("env", []):
+                source = env.get("valueFrom", {})
+                if "secretKeyRef" in source:
+                    assert source["secretKeyRef"]["name"] == "manuscribe-secrets"
+                    assert source["secretKeyRef"]["key"] in secret_keys, f"{name}: {env['name']}"
+                if "configMapKeyRef" in source:
+                    assert source["configMapKeyRef"]["key"] in config_keys, f"{name}: {env['name']}"
+
+
+def test_secret_template_holds_placeholders_only():
+    for key, value in secret_template()["stringData"].items():
+        assert value == "" or "CHANGE_ME" in value, f"{key} looks like a real secret"
+
+
+def test_kustomizations_list_existing_files_but_not_the_secret_template():
+    for path in K8S_DIR.rglob("kustomization.yaml"):
+        kustomization = yaml.safe_load(path.read_text())
+        for resource in kustomization["resources"]:
+            assert (path.parent / resource).exists(), f"{path}: {resource}"
+            assert "secret" not in resource
+        assert kustomization.get("namespace") == "manuscribe"
+    root = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    names = {image["name"] for image in root["images"]}
+    assert names == {"manuscribe-cpu", "manuscribe-gpu"}
+    assert all(image["newTag"] != "latest" for image in root["images"])
+
+
+@pytest.mark.parametrize("subdir", ["", "keda"])
+def test_kustomize_renders(subdir):
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl not installed: the kustomize rendering check is optional")
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(K8S_DIR / subdir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rendered = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert rendered
+    if not subdir:
+        images = {
+            c["image"]
+            for d in rendered
+            if d["kind"] == "Deployment"
+            for c in d["spec"]["template"]["spec"]["containers"]
+        }
+        assert all(image.startswith("registry.example.com/") for image in images), images
+
+
+def test_k8s_flower_listens_beyond_loopback_and_is_probed_without_auth():
+    container = by_kind("Deployment")["flower"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["manuscribe", "flower"]
+    assert "--address=0.0.0.0" in container["command"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthcheck"  # open in Flower 2.x
+    env = {e["name"] for e in container["env"]}
+    assert "FLOWER_BASIC_AUTH" in env
+
+
+def code_defaults() -> dict:
+    """DEFAULTS of workers/app.py, read without importing it (importing builds the Celery app)."""
+    import ast
+
+    tree = ast.parse((ROOT / "workers" / "app.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "DEFAULTS" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    pytest.fail("workers/app.py has no DEFAULTS: update the deployment files' lease settings")
+
+
+def test_lease_settings_match_the_code_and_each_other(compose_config):
+    """Every process must use the same visibility timeout; the deployment files restate the
+    code's defaults, so they must not drift from them."""
+    defaults = code_defaults()
+    expected = {
+        "MANUSCRIBE_VISIBILITY_TIMEOUT": str(defaults["visibility_timeout"]),
+        "MANUSCRIBE_LEASE_INTERVAL": str(defaults["lease_interval"]),
+    }
+    config = by_kind("ConfigMap")["manuscribe-config"]["data"]
+    for key, value in expected.items():
+        assert config[key] == value, f"ConfigMap {key}"
+        assert parse_env_file(ENV_EXAMPLE)[key] == value, f".env.example {key}"
+        for name, service in compose_config["services"].items():
+            if "MANUSCRIBE_BROKER_URL" in service.get("environment", {}):
+                assert str(service["environment"][key]) == value, f"{name} {key}"
+    # a lease renewed at least three times per timeout survives a missed renewal or two
+    assert 3 * int(expected["MANUSCRIBE_LEASE_INTERVAL"]) <= int(
+        expected["MANUSCRIBE_VISIBILITY_TIMEOUT"]
+    )
+
+
+# --- KEDA: CRDs, so no bundled schema; checked against the documented fields -----------------
+
+# ScaledObject spec fields (keda.sh/v1alpha1) and the `redis` (lists) scaler's metadata
+# parameters, from KEDA's documentation.
+SCALED_OBJECT_FIELDS = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
+REDIS_SCALER_PARAMS = {
+    "address",
+    "addressFromEnv",
+    "host",
+    "hostFromEnv",
+    "port",
+    "portFromEnv",
+    "username",
+    "usernameFromEnv",
+    "password",
+    "passwordFromEnv",
+    "listName",
+    "listLength",
+    "activationListLength",
+    "enableTLS",
+    "unsafeSsl",
+    "databaseIndex",
+}
+TRIGGER_AUTH_PARAMS = {
+    "username",
+    "password",
+    "tls",
+    "ca",
+    "cert",
+    "key",
+    "host",
+    "port",
+    "address",
+}
+
+
+def keda_problems(scaled: dict, docs: list[tuple[Path, dict]]) -> list[str]:
+    """Everything wrong with one ScaledObject, judged against KEDA's documented fields."""
+    problems = []
+    deployments = {d["metadata"]["name"]: d for _, d in docs if d["kind"] == "Deployment"}
+    auths = {d["metadata"]["name"]: d for _, d in docs if d["kind"] == "TriggerAuthentication"}
+    secret_keys = {
+        d["metadata"]["name"]: set(d.get("stringData", {})) | set(d.get("data", {}))
+        for _, d in docs
+        if d["kind"] == "Secret"
+    }
+    config_keys = {
+        d["metadata"]["name"]: set(d.get("data", {})) for _, d in docs if d["kind"] == "ConfigMap"
+    }
+    name = scaled.get("metadata", {}).get("name")
+    if scaled.get("apiVersion") != "keda.sh/v1alpha1":
+        problems.append(f"{name}: apiVersion {scaled.get('apiVersion')}")
+    spec = scaled.get("spec", {})
+    unknown = set(spec) - SCALED_OBJECT_FIELDS
+    if unknown:
+        problems.append(f"{name}: unknown spec fields {sorted(unknown)}")
+    target = deployments.get(spec.get("scaleTargetRef", {}).get("name"))
+    if target is None:
+        problems.append(f"{name}: scaleTargetRef names no Deployment")
+        return problems
+    low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+    if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high and high > 0):
+        problems.append(f"{name}: replica bounds {low}..{high}")
+    for key in ("pollingInterval", "cooldownPeriod"):
+        if key in spec and not (isinstance(spec[key], int) and spec[key] > 0):
+            problems.append(f"{name}: {key} must be a positive integer")
+    container_env = set()
+    for container in target["spec"]["template"]["spec"]["containers"]:
+        container_env |= {e["name"] for e in container.get("env", [])}
+        for ref in container.get("envFrom", []):
+            if "configMapRef" in ref:
+                container_env |= config_keys.get(ref["configMapRef"]["name"], set())
+    triggers = spec.get("triggers") or []
+    if not triggers:
+        problems.append(f"{name}: no triggers")
+    for trigger in triggers:
+        if trigger.get("type") != "redis":
+            problems.append(f"{name}: trigger type {trigger.get('type')}")
+            continue
+        meta = trigger.get("metadata", {})
+        unknown = set(meta) - REDIS_SCALER_PARAMS
+        if unknown:
+            problems.append(f"{name}: unknown redis scaler parameters {sorted(unknown)}")
+        not_strings = [k for k, v in meta.items() if not isinstance(v, str)]
+        if not_strings:
+            problems.append(f"{name}: metadata values must be strings: {not_strings}")
+        for required in ("listName", "listLength"):
+            if not meta.get(required):
+                problems.append(f"{name}: missing {required}")
+        if not str(meta.get("listLength", "")).isdigit() or int(meta.get("listLength", "0")) < 1:
+            problems.append(f"{name}: listLength must be a positive integer string")
+        if len({"address", "addressFromEnv", "host", "hostFromEnv"} & set(meta)) != 1:
+            problems.append(f"{name}: give exactly one of address / addressFromEnv / host")
+        for key in ("addressFromEnv", "hostFromEnv", "passwordFromEnv"):
+            if key in meta and meta[key] not in container_env:
+                problems.append(f"{name}: {key}={meta[key]} is not in the target's environment")
+        ref = (trigger.get("authenticationRef") or {}).get("name")
+        if ref:
+            auth = auths.get(ref)
+            if auth is None:
+                problems.append(f"{name}: authenticationRef {ref} does not exist")
+            else:
+                for item in auth["spec"].get("secretTargetRef", []):
+                    if item["parameter"] not in TRIGGER_AUTH_PARAMS:
+                        problems.append(f"{ref}: unknown parameter {item['parameter']}")
+                    if item["key"] not in secret_keys.get(item["name"], set()):
+                        problems.append(f"{ref}: secret {item['name']} has no key {item['key']}")
+        elif "password" not in meta and "passwordFromEnv" not in meta:
+            problems.append(f"{name}: no Redis credentials (authenticationRef or passwordFromEnv)")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(by_kind("ScaledObject")))
+def test_scaled_object_follows_keda_schema(name):
+    assert keda_problems(by_kind("ScaledObject")[name], K8S_DOCS) == []
+
+
+def test_scaled_objects_watch_the_right_queues():
+    queues = {
+        s["spec"]["scaleTargetRef"]["name"]: s["spec"]["triggers"][0]["metadata"]["listName"]
+        for s in by_kind("ScaledObject").values()
+    }
+    assert queues == {"gpu-worker": "correct", "ocr-worker": "ocr"}
+
+
+def test_keda_checker_catches_mistakes():
+    """The structural KEDA check can fail: each broken copy is reported."""
+    good = by_kind("ScaledObject")["gpu-worker"]
+    mutations = {
+        "listLength as a number": lambda s: s["spec"]["triggers"][0]["metadata"].update(
+            listLength=50
+        ),
+        "misspelled parameter": lambda s: s["spec"]["triggers"][0]["metadata"].update(listname="x"),
+        "unknown target": lambda s: s["spec"]["scaleTargetRef"].update(name="nope"),
+        "env not in target": lambda s: s["spec"]["triggers"][0]["metadata"].update(
+            addressFromEnv="NOPE"
+        ),
+        "bad auth ref": lambda s: s["spec"]["triggers"][0]["authenticationRef"].update(name="nope"),
+        "min above max": lambda s: s["spec"].update(minReplicaCount=9, maxReplicaCount=2),
+    }
+    for label, mutate in mutations.items():
+        broken = copy.deepcopy(good)
+        mutate(broken)
+        assert keda_problems(broken, K8S_DOCS), f"not caught: {label}"
