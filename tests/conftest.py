@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.deploy_helpers import compose_config  # noqa: F401  (fixture of the deployment tests)
+
 REPO = Path(__file__).resolve().parent.parent
 DATASET = REPO.parent / "shared" / "datasets" / "handwriting"
 
@@ -47,7 +49,3 @@ def image_bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
-
-
-# the deployment tests' module fixture (docker-compose config), shared by two test modules
-from tests.deploy_helpers import compose_config  # noqa: E402, F401
