@@ -111,3 +111,26 @@ def duration_seconds(value) -> float:
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", str(value))
     assert parts, f"not a duration: {value!r}"
     return sum(float(n) * units[u] for n, u in parts)
+
+
+# --- Kubernetes manifests, loaded once ---
+
+KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
+NOT_CORE = KEDA_KINDS | {"Kustomization"}
+
+
+def load_k8s() -> list[tuple[Path, dict]]:
+    docs = []
+    for path in sorted(K8S_DIR.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path, doc))
+    return docs
+
+
+K8S_DOCS = load_k8s()
+CORE_DOCS = [(p, d) for p, d in K8S_DOCS if d["kind"] not in NOT_CORE]
+
+
+def by_kind(kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for _, d in K8S_DOCS if d["kind"] == kind}

@@ -10,9 +10,9 @@ pytest.importorskip("llama_cpp")
 
 from manuscribe.correctors import create_corrector  # noqa: E402
 from manuscribe.correctors.base import BlockInput, CorrectorError  # noqa: E402
-from manuscribe.correctors.guards import GuardConfig, rejection_reason  # noqa: E402
 from manuscribe.correctors.llamacpp_backend import gguf_repo  # noqa: E402
 from manuscribe.settings import Settings  # noqa: E402
+from tests.correction_checks import check_guarded  # noqa: E402
 
 try:
     from tests.tiny_models import smollm2_gguf  # noqa: F401
@@ -30,16 +30,6 @@ BLOCKS = [
 def settings(**values) -> Settings:
     base = {"corrector": "llamacpp", "jobs": 2, "max_new_tokens": 48, "gpu_layers": 25}
     return Settings(**{**base, **values})
-
-
-def check_guarded(blocks, results):
-    assert len(results) == len(blocks)
-    for block, result in zip(blocks, results, strict=True):
-        assert result.reason
-        if result.status == "applied":
-            assert rejection_reason(block.text, result.text, GuardConfig()) is None
-        else:
-            assert result.text is None
 
 
 @pytest.fixture(scope="module")
