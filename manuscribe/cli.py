@@ -25,6 +25,7 @@ from manuscribe import __version__
 from manuscribe import cli_options as opt
 from manuscribe.correctors import CorrectorError
 from manuscribe.engines import EngineError
+from manuscribe.report import cli as report_cli
 
 app = typer.Typer(
     help="Digitise handwritten archives: structured OCR, language ID and LLM correction.",
@@ -135,6 +136,8 @@ def run(
     )
     console.print(table)
     console.print(f"results in [bold]{out}/[/] ({', '.join(settings.formats)})")
+    if "html" in settings.formats:
+        console.print(f"review report: [bold]{out / 'report' / 'index.html'}[/]")
     if summary.failures:
         console.print(f"failure records: {out / CACHE_DIR / 'jobs' / 'local' / 'failures'}/")
         raise typer.Exit(1)
@@ -145,6 +148,9 @@ def evaluate(
     pred_dir: Annotated[Path, typer.Argument(help="Folder of manuscribe JSON outputs.")],
     gt: Annotated[Path, typer.Option("--gt", help="Ground-truth folder (dataset JSON format).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write PRED_DIR/report/ with per-line CER.")
+    ] = False,
 ) -> None:
     """CER / WER against ground truth: full-page and line-aligned, before and after correction."""
     from manuscribe.evaluation import evaluate_folder, print_report
@@ -153,6 +159,8 @@ def evaluate(
     if not report["pages"]:
         console.print(f"[red]error:[/] no predictions in {pred_dir} match ground truth in {gt}")
         raise typer.Exit(2)
+    if html:
+        report_cli.report(pred_dir, gt=gt, images=True)
     if as_json:
         json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
         print()
@@ -168,3 +176,4 @@ def _register_distributed() -> None:
 
 
 _register_distributed()
+report_cli.register(app)  # `manuscribe report DIR`

@@ -20,7 +20,7 @@ Corrector = Annotated[
 Model = Annotated[str | None, typer.Option(help="Corrector model id or local path.")]
 Lang = Annotated[str | None, typer.Option(help="Language hint (ISO 639-1, e.g. fr).")]
 Dpi = Annotated[int | None, typer.Option(help="Rasterisation DPI for PDF pages.")]
-Formats = Annotated[str | None, typer.Option(help="Comma list: json,txt,alto,page,hocr,pdf")]
+Formats = Annotated[str | None, typer.Option(help="Comma list: json,txt,alto,page,hocr,pdf,html")]
 Preprocess = Annotated[str | None, typer.Option(help="auto | always | never")]
 
 

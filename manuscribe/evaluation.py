@@ -62,11 +62,11 @@ def predicted_lines(page: Page, corrected: bool) -> list[tuple[tuple, str]]:
     return lines
 
 
-def align_lines(gt_lines: list[dict], pred: list[tuple[tuple, str]], scale: float) -> list[str]:
-    """Predicted text per ground-truth line: each predicted line goes to the GT box it overlaps
-    most (at least half of its own area); a GT line's texts are joined left-to-right."""
-    assigned: dict[int, list[tuple[float, str]]] = defaultdict(list)
-    for bbox, text in pred:
+def assign_lines(gt_lines: list[dict], pred: list[tuple[tuple, str]], scale: float) -> list:
+    """For each predicted line, the index of the GT line box it overlaps most (at least half of
+    its own area), or None."""
+    result: list[int | None] = []
+    for bbox, _ in pred:
         box = tuple(v * scale for v in bbox)
         area = max(1.0, (box[2] - box[0]) * (box[3] - box[1]))
         best, best_overlap = None, 0.0
@@ -74,8 +74,16 @@ def align_lines(gt_lines: list[dict], pred: list[tuple[tuple, str]], scale: floa
             overlap = _overlap_area(box, line["bbox"])
             if overlap > best_overlap:
                 best, best_overlap = index, overlap
-        if best is not None and best_overlap >= 0.5 * area:
-            assigned[best].append((box[0], text))
+        result.append(best if best is not None and best_overlap >= 0.5 * area else None)
+    return result
+
+
+def align_lines(gt_lines: list[dict], pred: list[tuple[tuple, str]], scale: float) -> list[str]:
+    """Predicted text per ground-truth line (see `assign_lines`), joined left-to-right."""
+    assigned: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    for (bbox, text), best in zip(pred, assign_lines(gt_lines, pred, scale), strict=True):
+        if best is not None:
+            assigned[best].append((bbox[0] * scale, text))
     return [" ".join(t for _, t in sorted(assigned.get(i, []))) for i in range(len(gt_lines))]
 
 

@@ -22,7 +22,8 @@ from manuscribe.engines import create_engine
 from manuscribe.engines.base import OcrEngine
 from manuscribe.inputs import InputError, SourceInfo, discover, ingest, iter_pages
 from manuscribe.model import Failure, Page, StageInfo
-from manuscribe.renderers import RenderContext
+from manuscribe.renderers import FOLDER_FORMATS, RenderContext
+from manuscribe.report.build import REPORT_DIR, finish_report
 from manuscribe.settings import Settings
 from manuscribe.stages import (
     assemble_document,
@@ -31,6 +32,7 @@ from manuscribe.stages import (
     engine_info,
     recognise_page,
     render_document,
+    report_files,
 )
 from manuscribe.storage import LocalStorage
 from manuscribe.storage.keys import correct_key, failure_key, manifest_key, ocr_key
@@ -213,6 +215,9 @@ def run(
         pool.close()
         corrector.close()
 
+    if any(f in FOLDER_FORMATS for f in settings.formats):
+        finish_report(LocalStorage(out), [f.model_dump() for f in summary.failures])
+        summary.outputs.append(out / REPORT_DIR / "index.html")
     summary.seconds = time.perf_counter() - started
     _write_manifest(cache, inputs, settings, ocr, correction, documents, summary)
     return summary
@@ -257,6 +262,8 @@ def _finish_document(state, out, cache, settings, ocr, corrector, correction, su
         tmp.write_bytes(data)
         tmp.replace(target)
         summary.outputs.append(target)
+    for key, data in report_files(document, settings.formats, context):  # `html`: report/
+        LocalStorage(out).put(key, data)
     summary.documents += 1
     summary.pages += len(pages)
     summary.blocks += sum(len(p.blocks) for p in pages)

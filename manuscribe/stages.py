@@ -7,7 +7,7 @@ where results are stored. Fingerprints computed here key the caches in both mode
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from PIL import Image
 
@@ -20,7 +20,7 @@ from manuscribe.language import identify_page
 from manuscribe.layout import LAYOUT_VERSION, build_blocks, group_lines
 from manuscribe.model import Document, Page, StageInfo
 from manuscribe.preprocess import preprocess
-from manuscribe.renderers import RenderContext, get_renderer
+from manuscribe.renderers import FOLDER_FORMATS, RenderContext, get_renderer
 from manuscribe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,20 @@ def render_document(
     context = context or RenderContext()
     outputs = {}
     for name in formats:
+        if name in FOLDER_FORMATS:
+            continue  # see report_files
         renderer = get_renderer(name)
         data = renderer.render(document, context)
         # PAGE XML holds one page per file: multi-page documents become a zip of PAGE files
         extension_for = getattr(renderer, "extension_for", None)
         outputs[extension_for(document) if extension_for else renderer.extension] = data
     return outputs
+
+
+def report_files(
+    document: Document, formats: list[str], context: RenderContext
+) -> Iterator[tuple[str, bytes]]:
+    """(key under the output root, bytes) of the folder formats (`html`), one file at a time."""
+    for name in formats:
+        if name in FOLDER_FORMATS:
+            yield from get_renderer(name).files(document, context)

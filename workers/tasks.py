@@ -26,9 +26,16 @@ from celery.signals import (
 
 from manuscribe.inputs import InputError
 from manuscribe.model import Failure, Page, StageInfo
-from manuscribe.renderers import RenderContext
-from manuscribe.stages import assemble_document, correct_pages, recognise_page, render_document
-from manuscribe.storage.keys import correct_key, failure_key, ocr_key, result_key
+from manuscribe.renderers import FOLDER_FORMATS, RenderContext
+from manuscribe.report.build import PrefixedSink, finish_report
+from manuscribe.stages import (
+    assemble_document,
+    correct_pages,
+    recognise_page,
+    render_document,
+    report_files,
+)
+from manuscribe.storage.keys import correct_key, failure_key, ocr_key, result_key, safe_name
 from workers.app import TASK_ASSEMBLE, TASK_CORRECT, TASK_OCR, app, option
 from workers.context import close_context, context
 
@@ -268,10 +275,27 @@ def _assemble(job: str, doc: dict, options: dict) -> None:
         dpi = next(p.dpi for p in document.pages if p.number == number)
         return ctx.page_image(doc, number, dpi, 10**12)[0]
 
-    outputs = render_document(document, settings.formats, RenderContext(page_image=page_image))
+    render_context = RenderContext(page_image=page_image)
+    outputs = render_document(document, settings.formats, render_context)
     for extension, data in outputs.items():
         ctx.storage.put(result_key(job, doc["name"], extension), data)
+    results = PrefixedSink(ctx.storage, f"results/{safe_name(job)}")
+    for key, data in report_files(document, settings.formats, render_context):  # `html`
+        results.put(key, data)
     ctx.state.assembled(job, doc["index"])
+    if any(f in FOLDER_FORMATS for f in settings.formats):
+        _finish_report(job, results)
+
+
+def _finish_report(job: str, results: PrefixedSink) -> None:
+    """Once every document is assembled (or failed to), write the report's index in S3."""
+    ctx = context()
+    counts, meta = ctx.state.counts(job), ctx.state.meta(job)
+    if counts["assembled"] + counts["assemble_failed"] < int(meta.get("documents", 0)):
+        return
+    from producer.status import failure_records
+
+    finish_report(results, failure_records(ctx.storage, job))
 
 
 class _SourceLabel:

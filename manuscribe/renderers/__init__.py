@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from manuscribe.renderers.base import RenderContext, Renderer
 
-FORMATS = ("json", "txt", "alto", "page", "hocr", "pdf")
+FORMATS = ("json", "txt", "alto", "page", "hocr", "pdf", "html")
+FOLDER_FORMATS = ("html",)  # written as a folder (report/), not one file per document
 
 
 def get_renderer(name: str) -> Renderer:
@@ -32,6 +33,10 @@ def get_renderer(name: str) -> Renderer:
         from manuscribe.renderers.pdf import SearchablePdfRenderer
 
         return SearchablePdfRenderer()
+    if name == "html":
+        from manuscribe.renderers.html import HtmlRenderer
+
+        return HtmlRenderer()
     raise ValueError(f"unknown output format {name!r}; choose from: {', '.join(FORMATS)}")
 
 
@@ -49,4 +54,11 @@ def parse_formats(value: str | list[str]) -> list[str]:
     return result
 
 
-__all__ = ["FORMATS", "RenderContext", "Renderer", "get_renderer", "parse_formats"]
+__all__ = [
+    "FOLDER_FORMATS",
+    "FORMATS",
+    "RenderContext",
+    "Renderer",
+    "get_renderer",
+    "parse_formats",
+]

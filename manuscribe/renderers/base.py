@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,3 +27,11 @@ class Renderer(Protocol):
     extension: str  # file suffix, without the leading dot (e.g. "alto.xml")
 
     def render(self, document: Document, context: RenderContext) -> bytes: ...
+
+
+class FolderRenderer(Protocol):
+    """A format written as many files under the output root (the `html` review report)."""
+
+    format: str
+
+    def files(self, document: Document, context: RenderContext) -> Iterator[tuple[str, bytes]]: ...

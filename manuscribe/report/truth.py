@@ -1,0 +1,58 @@
+"""Ground truth for the report (`manuscribe eval --html`): per-line CER and GT boxes on the page.
+
+Lines are matched the way `manuscribe eval` matches them (`evaluation.assign_lines`), so the
+CER a line is coloured by is the one the evaluation counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from manuscribe.evaluation import align_lines, assign_lines, char_errors, normalise, predicted_lines
+from manuscribe.model import Document, Page
+
+
+@dataclass
+class TruthLine:
+    bbox: tuple[int, int, int, int]  # in page pixels (scaled from the GT image)
+    reference: str  # normalised as for scoring
+    prediction: str
+    cer: float
+
+
+@dataclass
+class PageTruth:
+    lines: list[TruthLine]
+    cer: float  # line-aligned CER of the page
+    pred_cer: dict[str, float] = field(default_factory=dict)  # view line id -> its GT line's CER
+
+
+def page_truth(page: Page, gt: dict) -> PageTruth:
+    """Score the page's main text (corrected where applied) against one GT page."""
+    scale = gt["width"] / page.width if page.width else 1.0
+    pred = predicted_lines(page, corrected=True)
+    aligned = align_lines(gt["lines"], pred, scale)
+    lines, errors_total, chars_total = [], 0, 0
+    for line, text in zip(gt["lines"], aligned, strict=True):
+        reference, prediction = normalise(line["text"]), normalise(text)
+        errors, length = char_errors(reference, prediction)
+        errors_total, chars_total = errors_total + errors, chars_total + length
+        box = tuple(int(round(v / scale)) for v in line["bbox"])
+        lines.append(TruthLine(box, reference, prediction, errors / max(1, length)))  # type: ignore[arg-type]
+    truth = PageTruth(lines, errors_total / max(1, chars_total))
+    for n, best in enumerate(assign_lines(gt["lines"], pred, scale)):
+        if best is not None:
+            truth.pred_cer[f"L{n + 1}"] = lines[best].cer
+    return truth
+
+
+def document_truth(document: Document, json_path: Path, gt_dir: Path) -> dict[int, PageTruth]:
+    """Truth per page number: `<gt_dir>/<same file name>` scores the first recognised page,
+    as in `evaluation.evaluate_folder` (the dataset has one page per file)."""
+    gt_path = gt_dir / json_path.name
+    page = next((p for p in document.pages if not p.error), None)
+    if page is None or not gt_path.is_file():
+        return {}
+    return {page.number: page_truth(page, json.loads(gt_path.read_text()))}
