@@ -5,7 +5,8 @@ DATASET ?= ../shared/datasets/handwriting
 DEMO_OUT ?= demo-out
 APT_RUNTIME = poppler-utils
 APT_TEST = redis-server tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng tesseract-ocr-deu \
-	libtesseract-dev libleptonica-dev pkg-config poppler-utils docker-compose fonts-dejavu-core
+	libtesseract-dev libleptonica-dev pkg-config poppler-utils docker-compose fonts-dejavu-core \
+	chromium
 PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose
 
 .PHONY: demo test install install-test lint format bench eval clean
@@ -32,9 +33,10 @@ install-test:
 demo: install
 	manuscribe run $(DATASET)/mss19_boudreau-tessier_01R_P1S3SS1P019_001.pdf \
 		$(DATASET)/stanford_lettre75.pdf $(DATASET)/poilus_AD78_0005-1.pdf \
-		--out $(DEMO_OUT) --formats json,txt
+		--out $(DEMO_OUT) --formats json,txt,html
 	@echo; echo "Results: $(DEMO_OUT)/ (one .json and .txt per document)"; ls -1 $(DEMO_OUT)
 	@echo; echo "First lines of one result:"; head -n 12 $(DEMO_OUT)/stanford_lettre75.txt
+	@echo; echo "Review report (open it in a browser): $(DEMO_OUT)/report/index.html"
 
 test: install-test
 	$(PYTHON) -m pytest -q -ra

@@ -24,7 +24,7 @@ from manuscribe.report.truth import PageTruth
 from manuscribe.storage.keys import check_key, safe_name
 
 REPORT_DIR = "report"
-ASSETS = ("report.css", "index.js", "page.js")
+ASSETS = ("report.css", "index.js", "page.js", "favicon.svg")
 MAX_SIDE = 1600  # longest side of the scans written beside the page views, in pixels
 JPEG_QUALITY = 72
 

@@ -54,6 +54,7 @@ def index_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{CSP}"
         "<title>manuscribe review report</title>"
+        '<link rel="icon" href="assets/favicon.svg">'
         '<link rel="stylesheet" href="assets/report.css"></head>\n'
         f'<body class="index-view" data-threshold="{DEFAULT_THRESHOLD}">\n'
         "<header><h1>manuscribe review report</h1>"

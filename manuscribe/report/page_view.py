@@ -74,6 +74,8 @@ def page_html(document: Document, page: Page, links: PageLinks, truth: PageTruth
         f"confidence {page.confidence:.2f} · language {', '.join(languages) or 'und'} · "
         f"{len(page.blocks)} blocks · {len(lines)} lines"
     )
+    if page.error:
+        facts = "failed: not recognised"
     if truth is not None:
         facts += f" · line CER {truth.cer:.1%}"
     nav = [f'<a href="{_e(links.index)}" id="to-index">index</a>']
@@ -85,6 +87,7 @@ def page_html(document: Document, page: Page, links: PageLinks, truth: PageTruth
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{CSP}"
         f"<title>{_e(title)}</title>"
+        f'<link rel="icon" href="{_e(links.assets)}/favicon.svg">'
         f'<link rel="stylesheet" href="{_e(links.assets)}/report.css"></head>\n'
         f'<body class="page-view" data-threshold="{DEFAULT_THRESHOLD}"'
         f' data-page="{_e(f"{document.name}#{page.number}")}">\n'
@@ -160,9 +163,7 @@ def _scan(page: Page, lines: list[ViewLine], links: PageLinks, truth: PageTruth 
 
 def _text(page: Page, lines: list[ViewLine], truth: PageTruth | None, footer: str) -> str:
     parts = ['<section class="text">']
-    if page.error:
-        parts.append(f'<p class="error">{_e(page.error)}</p>')
-    elif not lines:
+    if not lines and not page.error:
         parts.append('<p class="empty">No text was found on this page.</p>')
     for b, block in enumerate(page.blocks):
         parts.append(_block(block, [item for item in lines if item.block == b], truth))
@@ -192,14 +193,14 @@ def _block(block: Block, lines: list[ViewLine], truth: PageTruth | None) -> str:
             f'<span class="t">{_e(item.text)}</span></li>'
         )
     parts = [f'<article class="block"{lang}>', head, f'<ol class="lines">{"".join(rows)}</ol>']
-    correction = block.correction
-    if correction is not None:
-        parts.append(_correction(block))
+    if block.correction is not None:
+        parts.append(_correction(block, lines))
     parts.append("</article>")
     return "".join(parts)
 
 
-def _correction(block: Block) -> str:
+def _correction(block: Block, lines: list[ViewLine]) -> str:
+    """Status, reason and model; for an applied correction, the lines it changed as diffs."""
     correction = block.correction
     facts = [f"status <b>{_e(correction.status)}</b>"]
     if correction.reason:
@@ -208,10 +209,17 @@ def _correction(block: Block) -> str:
         facts.append(f"model: {_e(correction.model)}")
     body = ""
     if correction.status == "applied" and correction.text is not None:
-        if correction.text == block.text:
-            body = '<p class="diff same">no change</p>'
-        else:
+        before, after = block.text.split("\n"), correction.text.split("\n")
+        if len(before) != len(after) or len(before) != len(lines):  # guards should prevent it
             body = f'<p class="diff">{diff_html(block.text, correction.text)}</p>'
+        else:
+            changed = [
+                f'<li value="{n + 1}" data-line="{lines[n].id}">{diff_html(old, new)}</li>'
+                for n, (old, new) in enumerate(zip(before, after, strict=True))
+                if old != new
+            ]
+            facts.append(f"{len(changed)} of {len(before)} lines changed")
+            body = f'<ol class="diff">{"".join(changed)}</ol>' if changed else ""
     return (
         f'<details class="correction" open><summary>OCR → corrected · {" · ".join(facts)}'
         f"</summary>{body}</details>"
