@@ -54,6 +54,7 @@ bench: install-test
 	$(PYTHON) benchmarks/memory.py
 	$(PYTHON) benchmarks/correction.py
 	$(PYTHON) benchmarks/distributed.py
+	$(PYTHON) benchmarks/report_build.py
 
 eval: install
 	manuscribe run $(DATASET)/*.pdf --out out/eval --corrector none

@@ -25,8 +25,8 @@ from manuscribe.storage.keys import check_key, safe_name
 
 REPORT_DIR = "report"
 ASSETS = ("report.css", "index.js", "page.js", "favicon.svg")
-MAX_SIDE = 1600  # longest side of the scans written beside the page views, in pixels
-JPEG_QUALITY = 72
+MAX_SIDE = 1400  # longest side of the scans written beside the page views, in pixels
+JPEG_QUALITY = 70
 
 PageImage = Callable[[int], Image.Image]
 
