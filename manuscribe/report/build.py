@@ -17,7 +17,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from manuscribe.model import Document, Page
+from manuscribe.model import Document, Page, StageInfo
 from manuscribe.report.index_view import PageRow, index_html
 from manuscribe.report.page_view import PageLinks, page_html, view_lines
 from manuscribe.report.truth import PageTruth
@@ -148,15 +148,15 @@ def document_files(
     yield f"{REPORT_DIR}/data/docs/{slug}.json", json.dumps(summary, ensure_ascii=False).encode()
 
 
-def _stage(info) -> str:
-    model = info.settings.get("model") if isinstance(info.settings, dict) else None
+def _stage(info: StageInfo) -> str:
+    model = info.settings.get("model")
     text = f"{info.name} {info.version}".strip()
     if model:
         text += f" · model {model}"
     return f"{text} · fingerprint {info.fingerprint}"
 
 
-def _row(document: Document, page: Page, href: str, lines: int, truth) -> dict:
+def _row(document: Document, page: Page, href: str, lines: int, truth: PageTruth | None) -> dict:
     statuses = [b.correction.status for b in page.blocks if b.correction]
     return {
         "document": document.name,
@@ -175,7 +175,12 @@ def _row(document: Document, page: Page, href: str, lines: int, truth) -> dict:
     }
 
 
-def write_document(sink: Sink, document: Document, page_image: PageImage | None, truth=None):
+def write_document(
+    sink: Sink,
+    document: Document,
+    page_image: PageImage | None,
+    truth: dict[int, PageTruth] | None = None,
+) -> int:
     """Write one document's report files; returns how many files were written."""
     count = 0
     for key, data in document_files(document, page_image, truth):

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from manuscribe.storage import Storage
+
 console = Console(stderr=True)
 
 
@@ -31,7 +33,7 @@ def report(
     print_totals(totals)
 
 
-def source_storage():
+def source_storage() -> Storage | None:
     """The distributed mode's storage (its `sources/`), when one is configured, else None."""
     from manuscribe.settings import load_settings
     from manuscribe.storage import open_storage

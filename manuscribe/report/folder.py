@@ -16,7 +16,7 @@ from manuscribe.model import Document
 from manuscribe.report.build import REPORT_DIR, finish_report, write_document
 from manuscribe.report.sources import CACHE_DIR, SourceFinder
 from manuscribe.report.truth import document_truth
-from manuscribe.storage import LocalStorage
+from manuscribe.storage import LocalStorage, Storage
 
 
 class ReportError(Exception):
@@ -63,7 +63,7 @@ def failure_records(folder: Path) -> list[dict]:
 def build_report(
     folder: Path,
     gt_dir: Path | None = None,
-    storage=None,
+    storage: Storage | None = None,
     images: bool = True,
 ) -> dict:
     """Write `folder/report/`; returns counts and the seconds it took."""

@@ -89,8 +89,7 @@ def page_html(document: Document, page: Page, links: PageLinks, truth: PageTruth
         f"<title>{_e(title)}</title>"
         f'<link rel="icon" href="{_e(links.assets)}/favicon.svg">'
         f'<link rel="stylesheet" href="{_e(links.assets)}/report.css"></head>\n'
-        f'<body class="page-view" data-threshold="{DEFAULT_THRESHOLD}"'
-        f' data-page="{_e(f"{document.name}#{page.number}")}">\n'
+        f'<body class="page-view" data-threshold="{DEFAULT_THRESHOLD}">\n'
         f'<header><nav>{" ".join(nav)}</nav><h1>{_e(title)}</h1><p class="facts">{_e(facts)}</p>'
         '<p class="controls"><label>check lines below <input id="threshold" type="number" '
         'min="0" max="1" step="0.05"></label> <span class="keys">keys: ← → pages · '

@@ -18,6 +18,7 @@ from PIL import Image
 
 from manuscribe.inputs import MEDIA_TYPES, InputError, SourceInfo, file_sha256, iter_pages
 from manuscribe.model import Document
+from manuscribe.storage import Storage
 from manuscribe.storage.keys import source_key
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ CACHE_DIR = ".manuscribe"
 class SourceFinder:
     """Page images for the documents of one output folder."""
 
-    def __init__(self, folder: Path, storage=None):
+    def __init__(self, folder: Path, storage: Storage | None = None):
         self.folder = folder
         self.storage = storage  # a Storage holding `sources/<sha256>.<ext>`, or None
         self.known: dict[str, Path] = {}
