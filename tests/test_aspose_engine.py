@@ -10,7 +10,9 @@ import time
 import pytest
 from PIL import Image
 
-pytest.importorskip("aspose_ocr_cloud")
+from tests.requires import require_module
+
+require_module("aspose_ocr_cloud", "pip install -e '.[aspose]' (or make install-test)")
 
 from manuscribe.engines import create_engine  # noqa: E402
 from manuscribe.engines.aspose_auth import RateLimiter  # noqa: E402

@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-pytest.importorskip("httpx")
-pytest.importorskip("llama_cpp.server")
+from tests.requires import require_module
+
+require_module("httpx", "pip install -e '.[openai]' (or make install-test)")
+require_module("llama_cpp.server", "pip install -e '.[llamacpp]' (or make install-test)")
 
 import httpx  # noqa: E402
 

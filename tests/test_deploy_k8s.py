@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 
 import pytest
@@ -20,6 +19,7 @@ from tests.deploy_helpers import (
     by_kind,
     parse_env_file,
     require_module,
+    require_tool,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -181,9 +181,7 @@ def test_kustomizations_list_existing_files_but_not_the_secret_template():
 
 @pytest.mark.parametrize("subdir", ["", "keda"])
 def test_kustomize_renders(subdir):
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        pytest.skip("kubectl not installed: the kustomize rendering check is optional")
+    kubectl = require_tool("kubectl", "apt-get install kubectl (on the project's machine image)")
     proc = subprocess.run(
         [kubectl, "kustomize", str(K8S_DIR / subdir)],
         capture_output=True,

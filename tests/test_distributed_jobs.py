@@ -21,6 +21,7 @@ from tests.distributed_helpers import (
     make_pdf,
     wait_until,
 )
+from tests.requires import require_module
 from tests.services import REPO, services  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def _bad_inputs(folder):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj broken")
     (folder / "notes.pdf").write_bytes(b"just some text, not a PDF")
-    pikepdf = pytest.importorskip("pikepdf")
+    pikepdf = require_module("pikepdf", "pip install -e . (a core dependency)")
     plain = make_pdf(folder / "plain.tmp", 1, "secret")
     with pikepdf.open(plain) as pdf:
         pdf.save(folder / "locked.pdf", encryption=pikepdf.Encryption(owner="o", user="u"))

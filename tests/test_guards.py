@@ -8,8 +8,10 @@ from manuscribe.correctors.base import BlockInput
 from manuscribe.correctors.batching import CorrectionOptions, new_token_cap, plan_batches
 from manuscribe.correctors.guards import GuardConfig, judge, rejection_reason, skip_reason
 from manuscribe.correctors.prompt import build_messages, clean_output
+from tests.requires import require_module
 
 CFG = GuardConfig()
+SPELLCHECKER = "pip install -e . (pyspellchecker is a core dependency)"
 
 # OCR of a Poilus will (real GT line, with typical recognition errors)
 WILL = "Ceci est mon Testamcnt.\nPar le présent j'institue\npour ma légataire univcrselle"
@@ -153,7 +155,7 @@ def test_plan_batches_respects_budget_and_sorts_by_length():
 
 
 def test_lexicon_changed_words_must_become_real_words():
-    pytest.importorskip("spellchecker")
+    require_module("spellchecker", SPELLCHECKER)
     # a misread non-word fixed to a real word: applied
     assert judge(WILL, WILL_FIXED, CFG, "m", "fr").status == "applied"
     # a real word "corrected" into another real word: rejected
@@ -204,7 +206,7 @@ def test_plausible_small_fixes_pass():
 
 
 def test_unknown_language_uses_the_union_of_the_word_lists():
-    pytest.importorskip("spellchecker")
+    require_module("spellchecker", SPELLCHECKER)
     # seen in the pipeline on a block whose language was not identified
     result = judge("ens de 3aril 186y.", "en de 3aril 186y.", CFG, "m", "und")
     assert result.status == "rejected" and "changes the valid word 'ens'" in result.reason

@@ -7,15 +7,14 @@ the corrector's settings while reusing the OCR.
 
 from __future__ import annotations
 
-import pytest
-
 from manuscribe.model import Document
 from manuscribe.pipeline import run
 from manuscribe.settings import load_settings
 from tests.conftest import SAMPLE_PAGES
+from tests.requires import require_module
 from tests.tiny_models import tiny_qwen  # noqa: F401  (session fixture)
 
-pytest.importorskip("transformers")
+require_module("transformers", "pip install -e '.[llm]' (or make install-test)")
 
 
 def test_transformers_corrector_through_the_pipeline(tmp_path, dataset, tiny_qwen):  # noqa: F811

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,10 +24,7 @@ from tests.render_fixtures import (
     mixed_document,
     two_column_page,
 )
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed"
-)
+from tests.requires import require_tool
 
 
 def render_pdf(doc, tmp_path: Path, *, images: bool = True) -> Path:
@@ -39,8 +35,9 @@ def render_pdf(doc, tmp_path: Path, *, images: bool = True) -> Path:
 
 
 def pdftotext(path: Path, *args: str) -> str:
+    exe = require_tool("pdftotext", "apt-get install poppler-utils (or make install-test)")
     result = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", *args, str(path), "-"],
+        [exe, "-enc", "UTF-8", *args, str(path), "-"],
         capture_output=True,
         check=True,
         timeout=60,

@@ -7,8 +7,13 @@ import pytest
 from manuscribe.engines import EngineError, Hints, create_engine
 from manuscribe.settings import load_settings
 from tests.conftest import text_page
+from tests.requires import require_module
 
-pytest.importorskip("tesserocr")
+require_module(
+    "tesserocr",
+    "apt-get install libtesseract-dev tesseract-ocr-fra; pip install -e '.[tesseract]' "
+    "(or make install-test)",
+)
 
 
 @pytest.fixture(scope="module")
