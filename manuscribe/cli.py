@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from manuscribe import __version__
+from manuscribe import __version__, train_cli
 from manuscribe import cli_options as opt
 from manuscribe.correctors import CorrectorError
 from manuscribe.engines import EngineError
@@ -60,6 +60,7 @@ def run(
     inputs: Annotated[list[Path], typer.Argument(help="PDF / TIFF / JPEG / PNG files or folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     engine: opt.Engine = None,
+    ocr_model: opt.OcrModel = None,
     corrector: opt.Corrector = None,
     model: opt.Model = None,
     lang: opt.Lang = None,
@@ -75,6 +76,7 @@ def run(
     try:
         settings = opt.settings_from_flags(
             engine=engine,
+            ocr_model=ocr_model,
             corrector=corrector,
             model=model,
             lang=lang,
@@ -177,3 +179,4 @@ def _register_distributed() -> None:
 
 _register_distributed()
 report_cli.register(app)  # `manuscribe report DIR`
+app.command(name="train")(train_cli.train)

@@ -17,6 +17,13 @@ Engine = Annotated[str | None, typer.Option(help="rapidocr | tesseract | aspose-
 Corrector = Annotated[
     str | None, typer.Option(help="auto | none | transformers | llamacpp | openai")
 ]
+OcrModel = Annotated[
+    str | None,
+    typer.Option(
+        "--ocr-model",
+        help="rapidocr's recogniser: default | ppocr | PATH.onnx (from manuscribe train).",
+    ),
+]
 Model = Annotated[str | None, typer.Option(help="Corrector model id or local path.")]
 Lang = Annotated[str | None, typer.Option(help="Language hint (ISO 639-1, e.g. fr).")]
 Dpi = Annotated[int | None, typer.Option(help="Rasterisation DPI for PDF pages.")]

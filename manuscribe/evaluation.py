@@ -8,8 +8,6 @@ and letterheads the transcribers left out, do not count). Both before and after 
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,19 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from manuscribe.model import Document, Page
-
-_STRUCK = re.compile(r">([^<>]*)<")
-_SPACE = re.compile(r"\s+")
-
-
-def normalise(text: str) -> str:
-    """The dataset README's suggestion: drop `^`, unwrap >…< and ⟦…⟧ and [[…]], ’→', NFC."""
-    text = unicodedata.normalize("NFC", text)
-    text = text.replace("^", "").replace("’", "'").replace("‘", "'")
-    text = _STRUCK.sub(r"\1", text)
-    for mark in ("⟦", "⟧", "[[", "]]"):
-        text = text.replace(mark, "")
-    return _SPACE.sub(" ", text).strip()
+from manuscribe.textnorm import loose, normalise
 
 
 def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
@@ -94,11 +80,15 @@ def score_page(page: Page, gt: dict, corrected: bool) -> dict:
     pred_full = normalise(" ".join(text for _, text in pred))
     aligned = align_lines(gt["lines"], pred, scale)
     line_chars = line_words = line_ref_chars = line_ref_words = 0
+    loose_chars = loose_ref_chars = 0
     for line, text in zip(gt["lines"], aligned, strict=True):
         ref, hyp = normalise(line["text"]), normalise(text)
         errors, length = char_errors(ref, hyp)
         line_chars += errors
         line_ref_chars += length
+        errors, length = char_errors(loose(line["text"]), loose(text))
+        loose_chars += errors
+        loose_ref_chars += length
         errors, length = word_errors(ref, hyp)
         line_words += errors
         line_ref_words += length
@@ -109,6 +99,9 @@ def score_page(page: Page, gt: dict, corrected: bool) -> dict:
                  "word_errors": full_words, "words": full_ref_words},
         "lines": {"char_errors": line_chars, "chars": line_ref_chars,
                   "word_errors": line_words, "words": line_ref_words},
+        # case- and punctuation-insensitive (the issue-11 goal is stated in this view)
+        "lines_loose": {"char_errors": loose_chars, "chars": loose_ref_chars,
+                        "word_errors": 0, "words": 0},
     }  # fmt: skip
 
 
@@ -185,7 +178,7 @@ def print_report(report: dict, console: Console) -> None:
         table.add_row(row["id"], row["language"], *cells)
     console.print(table)
     summary = Table(title="summary")
-    for column in ("group", "stage", "line CER", "line WER", "page CER", "page WER"):
+    for column in ("group", "stage", "line CER", "line WER", "page CER", "page WER", "line CER*"):
         summary.add_column(column)
     for group, by_stage in sorted(report["summary"].items(), key=lambda kv: kv[0] != "all"):
         for stage, views in by_stage.items():
@@ -193,8 +186,10 @@ def print_report(report: dict, console: Console) -> None:
                 group, stage,
                 f"{views['lines']['cer']:.1%}", f"{views['lines']['wer']:.1%}",
                 f"{views['full']['cer']:.1%}", f"{views['full']['wer']:.1%}",
+                f"{views['lines_loose']['cer']:.1%}",
             )  # fmt: skip
     console.print(summary)
+    console.print("line CER*: line-aligned, ignoring case and punctuation")
     if report["corrections"]:
         counts = Table(title="corrections per language")
         for column in ("lang", "applied", "rejected", "skipped"):

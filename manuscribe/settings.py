@@ -61,6 +61,8 @@ class Settings(BaseSettings):
 
     # recognition
     engine: str = "rapidocr"
+    # rapidocr's recogniser: default | ppocr | PATH | storage:KEY (see engines/rec_models.py)
+    ocr_model: str = "default"
     dpi: int = 200
     lang: str | None = None  # language hint, ISO 639-1
     languages: list[str] = Field(

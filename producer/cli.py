@@ -39,6 +39,7 @@ def submit(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or s3://bucket/prefix URIs.")],
     job: Annotated[str | None, typer.Option(help="Job name (default: time + random).")] = None,
     engine: opt.Engine = None,
+    ocr_model: opt.OcrModel = None,
     corrector: opt.Corrector = None,
     model: opt.Model = None,
     lang: opt.Lang = None,
@@ -54,6 +55,7 @@ def submit(
     try:
         settings = opt.settings_from_flags(
             engine=engine,
+            ocr_model=ocr_model,
             corrector=corrector,
             model=model,
             lang=lang,

@@ -106,6 +106,22 @@ def _prepare(label: str, name: str, opener: Opener, storage: Storage, max_mb: in
     }
 
 
+def _share_ocr_model(spec: str, storage) -> str:
+    """A local OCR model file is uploaded once (by content hash) so every worker can fetch it;
+    the job then names it by storage key."""
+    from manuscribe.engines import rec_models
+
+    if spec in ("default", "ppocr") or spec.startswith(rec_models.STORAGE_PREFIX):
+        return spec
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise SubmitError(f"--ocr-model {spec}: no such file")
+    key = rec_models.storage_key_for(path)
+    if not storage.exists(key):
+        storage.put(key, path.read_bytes())
+    return rec_models.STORAGE_PREFIX + key
+
+
 def submit(
     inputs: list[str],
     settings: Settings,
@@ -127,6 +143,7 @@ def submit(
     state = JobState(redis_client(settings.broker_url))
     state.r.ping()  # fail before uploading anything if the broker is unreachable
     options = job_options(settings)
+    options["ocr_model"] = _share_ocr_model(settings.ocr_model, storage)
     if force_correct_queue:
         options["force_correct_queue"] = True
     found = list(iter_inputs(inputs, settings.s3_endpoint_url))  # names only, not contents

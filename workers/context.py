@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # worker's own.
 JOB_OPTIONS = (
     "engine",
+    "ocr_model",
     "corrector",
     "model",
     "model_revision",
@@ -52,8 +53,10 @@ JOB_OPTIONS = (
     "gguf_file",
     "formats",
 )
-ENGINE_OPTIONS = ("engine", "tesseract_lang")
-CORRECTOR_OPTIONS = tuple(o for o in JOB_OPTIONS if o not in ("dpi", "formats", "engine"))
+ENGINE_OPTIONS = ("engine", "ocr_model", "tesseract_lang")
+CORRECTOR_OPTIONS = tuple(
+    o for o in JOB_OPTIONS if o not in ("dpi", "formats", "engine", "ocr_model")
+)
 
 
 def job_options(settings: Settings) -> dict[str, Any]:
@@ -82,7 +85,7 @@ class WorkerContext:
         key = json.dumps([getattr(settings, o) for o in ENGINE_OPTIONS])
         with self._lock:
             if key not in self._engines:
-                engine = create_engine(settings.engine, settings)
+                engine = create_engine(settings.engine, settings, self.storage)
                 self._engines[key] = (engine, engine_info(engine, settings))
             engine, _ = self._engines[key]
         # the fingerprint also covers dpi and preprocessing, which vary per job

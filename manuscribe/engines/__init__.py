@@ -12,12 +12,15 @@ if TYPE_CHECKING:
 ENGINES = ("rapidocr", "tesseract", "aspose-cloud")
 
 
-def create_engine(name: str, settings: Settings) -> OcrEngine:
-    """Build the named engine; imports are lazy so an unused engine's package is optional."""
+def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
+    """Build the named engine; imports are lazy so an unused engine's package is optional.
+    `storage` lets a worker fetch an OCR model that a job names by storage key."""
     if name == "rapidocr":
+        from manuscribe.engines import rec_models
         from manuscribe.engines.rapidocr_engine import RapidOcrEngine
 
-        return RapidOcrEngine(threads=settings.effective_threads)
+        model = rec_models.resolve(settings.ocr_model, storage, rec_models_cache(settings))
+        return RapidOcrEngine(threads=settings.effective_threads, rec_model=model)
     if name == "tesseract":
         from manuscribe.engines.tesseract_engine import TESSERACT_LANGS, TesseractEngine
 
@@ -30,6 +33,13 @@ def create_engine(name: str, settings: Settings) -> OcrEngine:
 
         return AsposeCloudEngine.from_settings(settings)
     raise EngineError(f"unknown OCR engine {name!r}; choose one of: {', '.join(ENGINES)}")
+
+
+def rec_models_cache(settings: Settings):
+    from pathlib import Path
+
+    root = getattr(settings, "cache_dir", "") or Path.home() / ".cache" / "manuscribe"
+    return Path(root) / "models"
 
 
 __all__ = ["ENGINES", "EngineError", "Hints", "OcrEngine", "PageResult", "create_engine"]

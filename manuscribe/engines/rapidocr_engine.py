@@ -1,8 +1,10 @@
-"""rapidocr: PP-OCR detection + recognition on onnxruntime, with the models its package ships.
+"""rapidocr: PP-OCR line detection + line recognition on onnxruntime.
 
-The best offline engine we measured on handwriting. It returns lines (quadrilateral, text, score);
-the pipeline groups them into blocks. Its 180-degree line classifier is off: on cursive it flipped
-good lines and garbled them.
+Detection uses the model rapidocr ships. Recognition uses manuscribe's handwriting recogniser by
+default (a PP-OCR recogniser fine-tuned on open handwritten ground truth, see docs/models.md), or
+any recogniser named by the `ocr_model` setting (engines/rec_models.py). It returns lines
+(quadrilateral, text, score); the pipeline groups them into blocks. The 180-degree line classifier
+is off: on cursive it flipped good lines and garbled them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import numpy as np
 from PIL import Image
 
 from manuscribe.engines.base import EngineError, Hints, PageResult
+from manuscribe.engines.rec_models import RecModel
 from manuscribe.model import Line
 
 
 class RapidOcrEngine:
     name = "rapidocr"
 
-    def __init__(self, threads: int = 1, text_score: float = 0.5):
+    def __init__(
+        self, threads: int = 1, text_score: float = 0.5, rec_model: RecModel | None = None
+    ):
         try:
             from rapidocr import RapidOCR
         except ImportError as exc:  # pragma: no cover - a dependency of the package
@@ -28,20 +33,32 @@ class RapidOcrEngine:
         self.version = version("rapidocr")
         self.threads = threads
         self.text_score = text_score
-        self._ocr = RapidOCR(
-            params={
-                "Global.use_cls": False,
-                "Global.text_score": text_score,
-                "Global.log_level": "warning",
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            }
-        )
+        self.rec_model = rec_model
+        params = {
+            "Global.use_cls": False,
+            "Global.text_score": text_score,
+            "Global.log_level": "warning",
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+        if rec_model is not None and rec_model.path is not None:
+            params["Rec.model_path"] = str(rec_model.path)
+        try:
+            self._ocr = RapidOCR(params=params)
+        except Exception as exc:  # a broken model file fails here, before any page
+            raise EngineError(f"rapidocr could not load its models ({exc})") from exc
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
 
     def settings(self) -> dict:
         # threads change speed, not output, so they stay out of the fingerprint
-        return {"text_score": self.text_score, "use_cls": False, "models": "PP-OCRv6 small"}
+        model = self.rec_model
+        rec = {"name": model.name, "sha256": model.sha256} if model else {"name": "PP-OCRv6 small"}
+        return {
+            "text_score": self.text_score,
+            "use_cls": False,
+            "det": "PP-OCRv6 small",
+            "rec": rec,
+        }
 
     def recognize(self, image: Image.Image, hints: Hints) -> PageResult:
         result = self._ocr(image)

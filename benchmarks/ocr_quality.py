@@ -1,0 +1,81 @@
+"""Recognition quality and speed of the default recogniser against the previous one, same run.
+
+Runs `manuscribe run` (embedded, no correction) over the dev pages twice, once with the previous
+default recogniser (rapidocr's own PP-OCR model, `--ocr-model ppocr`) and once with the new one
+(`--ocr-model default`, or the model given), scores both with `manuscribe eval`'s code, and prints
+one JSON line: line-aligned CER (strict and case/punctuation-insensitive) and full-page CER per
+language, and pages/s of each.
+
+Usage: python benchmarks/ocr_quality.py [--pages 48] [--ocr-model default] [--jobs 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "handwriting"
+
+
+def pick_pages(count: int) -> list[Path]:
+    pdfs = sorted(DATASET.glob("*.pdf"))
+    step = max(1, len(pdfs) // count)
+    return pdfs[::step][:count]
+
+
+def measure(pdfs: list[Path], ocr_model: str, jobs: int) -> dict:
+    from manuscribe.evaluation import evaluate_folder
+
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
+            "--ocr-model", ocr_model, "--corrector", "none", "--formats", "json",
+        ] + (["--jobs", str(jobs)] if jobs else [])  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        elapsed = time.perf_counter() - started
+        report = evaluate_folder(Path(out), DATASET)
+    result = {"pages_per_s": round(len(pdfs) / elapsed, 3)}
+    for group, stages in report["summary"].items():
+        views = stages["before"]
+        result[group] = {
+            "line_cer": views["lines"]["cer"],
+            "line_cer_loose": views["lines_loose"]["cer"],
+            "page_cer": views["full"]["cer"],
+            "line_wer": views["lines"]["wer"],
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=48)
+    parser.add_argument("--ocr-model", default="default")
+    parser.add_argument("--jobs", type=int, default=0)
+    args = parser.parse_args()
+    pdfs = pick_pages(args.pages)
+    previous = measure(pdfs, "ppocr", args.jobs)
+    new = measure(pdfs, args.ocr_model, args.jobs)
+    print(
+        json.dumps(
+            {
+                "benchmark": "ocr_quality",
+                "pages": len(pdfs),
+                "cores": len(os.sched_getaffinity(0)),
+                "new_model": args.ocr_model,
+                "new": new,
+                "previous": previous,
+                "speed_new_vs_previous": round(new["pages_per_s"] / previous["pages_per_s"], 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

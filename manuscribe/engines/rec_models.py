@@ -1,0 +1,98 @@
+"""Which line recogniser the rapidocr engine reads with (setting `ocr_model`).
+
+- `default`: the handwriting recogniser manuscribe ships (manuscribe/models/, see docs/models.md)
+- `ppocr`: rapidocr's own PP-OCR recogniser (printed text; the engine before the handwriting model)
+- a path to an ONNX recogniser, such as one `manuscribe train` wrote
+- `storage:<key>`: a model in the job's storage (S3 or a folder), as `manuscribe submit` uploads
+  one; a worker fetches it once into its cache, named by its key.
+
+A model's identity is the sha256 of its file: it goes into the OCR fingerprint, so a new model
+recomputes the OCR and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from manuscribe.engines.base import EngineError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "manuscribe-htr-latin-v1"
+STORAGE_PREFIX = "storage:"
+
+
+@dataclass(frozen=True)
+class RecModel:
+    """A resolved recogniser: `path` None means rapidocr's own."""
+
+    spec: str
+    path: Path | None
+    name: str
+    sha256: str
+
+
+@lru_cache(maxsize=32)
+def file_sha256(path: Path, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _identify(spec: str, path: Path) -> RecModel:
+    if not path.is_file():
+        raise EngineError(f"OCR model {spec!r}: no such file {path}")
+    stat = path.stat()
+    digest = file_sha256(path, stat.st_size, stat.st_mtime)
+    return RecModel(spec=spec, path=path, name=model_name(path), sha256=digest)
+
+
+def model_name(path: Path) -> str:
+    """The name a model carries in its metadata, else its file name."""
+    try:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise EngineError(f"{path}: not a PP-OCR recogniser (no `character` metadata)")
+        return meta.get("manuscribe_model") or path.stem
+    except EngineError:
+        raise
+    except Exception:  # noqa: BLE001 - the name is informative only
+        return path.stem
+
+
+def resolve(spec: str | None, storage=None, cache_dir: Path | None = None) -> RecModel:
+    """Turn the `ocr_model` setting into a local file (or rapidocr's own model)."""
+    spec = (spec or "default").strip()
+    if spec == "default":
+        return _identify(spec, MODELS_DIR / f"{DEFAULT_MODEL}.onnx")
+    if spec == "ppocr":
+        return RecModel(spec=spec, path=None, name="PP-OCRv6_rec_small", sha256="")
+    if spec.startswith(STORAGE_PREFIX):
+        key = spec[len(STORAGE_PREFIX) :]
+        if storage is None:
+            raise EngineError(f"OCR model {spec!r}: no storage to fetch it from")
+        cache = cache_dir or Path.home() / ".cache" / "manuscribe" / "models"
+        target = cache / key.replace("/", "_")
+        if not target.is_file():
+            if not storage.exists(key):
+                raise EngineError(f"OCR model {spec!r}: key {key} is not in the storage")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+            tmp.write_bytes(storage.get(key))
+            os.replace(tmp, target)
+        return _identify(spec, target)
+    return _identify(spec, Path(spec).expanduser())
+
+
+def storage_key_for(path: Path) -> str:
+    """Where `manuscribe submit` puts a local model so every worker can fetch it."""
+    stat = path.stat()
+    return f"models/{file_sha256(path, stat.st_size, stat.st_mtime)}.onnx"

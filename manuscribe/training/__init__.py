@@ -1,0 +1,1 @@
+"""Fine-tuning recognisers on line-level ground truth (ALTO / PAGE XML). Imports torch lazily."""

@@ -1,0 +1,198 @@
+"""Read line-level ground truth from ALTO (v2-v4) and PAGE XML, as eScriptorium and Transkribus
+export it: the image named in the XML lies beside it (or one folder up, as some exports do).
+
+Problems are reported, never raised: a page that cannot be used carries `error`, a line that cannot
+be used is left out with a note in `problems`, so one bad file never stops a training run.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+from PIL import Image
+
+from manuscribe.textnorm import normalise
+
+BBox = tuple[int, int, int, int]
+Point = tuple[float, float]
+
+_NUMBERS = re.compile(r"-?\d+(?:\.\d+)?")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".jp2", ".webp")
+
+
+@dataclass
+class GtLine:
+    text: str  # normalised the way `manuscribe eval` scores (NFC, no `^`, struck-out unwrapped)
+    polygon: list[Point]  # in image pixels
+    kind: str = ""  # the line type label, when the XML gives one
+
+    @property
+    def bbox(self) -> BBox:
+        xs = [p[0] for p in self.polygon]
+        ys = [p[1] for p in self.polygon]
+        return int(min(xs)), int(min(ys)), int(round(max(xs))), int(round(max(ys)))
+
+
+@dataclass
+class GtPage:
+    xml_path: Path
+    image_path: Path | None
+    lines: list[GtLine] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # lines left out, and why
+    error: str | None = None  # the whole page is unusable
+
+
+def clean_text(text: str) -> str:
+    """Training text: the scoring normalisation, plus signature marks (`¥`) dropped."""
+    text = unicodedata.normalize("NFC", text).replace("¥", "")
+    return normalise(text)
+
+
+def _points(value: str) -> list[Point]:
+    numbers = [float(n) for n in _NUMBERS.findall(value or "")]
+    return list(zip(numbers[0::2], numbers[1::2], strict=False))
+
+
+def _box_polygon(x: float, y: float, w: float, h: float) -> list[Point]:
+    return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+
+
+def _local(tag: object) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _find_image(xml_path: Path, name: str) -> Path | None:
+    """The image the XML names, beside it or one folder up; else one with the XML's stem."""
+    candidates = []
+    if name:
+        base = Path(name.replace("\\", "/")).name
+        candidates += [xml_path.parent / base, xml_path.parent.parent / base]
+    stem = xml_path.name.split(".")[0]
+    for folder in (xml_path.parent, xml_path.parent.parent):
+        candidates += [folder / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _alto_lines(root, scale: tuple[float, float]) -> list[tuple[str, list[Point], str]]:
+    labels = {
+        tag.get("ID"): tag.get("LABEL", "")
+        for tag in root.iter("{*}OtherTag", "{*}LayoutTag", "{*}StructureTag")
+    }
+    out = []
+    for line in root.iter("{*}TextLine"):
+        strings = [s.get("CONTENT", "") for s in line.iter("{*}String")]
+        text = " ".join(s for s in strings if s)
+        polygon = []
+        shape = line.find("{*}Shape/{*}Polygon")
+        if shape is not None:
+            polygon = _points(shape.get("POINTS", ""))
+        if len(polygon) < 3 and line.get("WIDTH") is not None:
+            box = [float(line.get(k, 0) or 0) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
+            polygon = _box_polygon(*box)
+        polygon = [(x * scale[0], y * scale[1]) for x, y in polygon]
+        kind = " ".join(labels.get(ref, "") for ref in (line.get("TAGREFS") or "").split())
+        out.append((text, polygon, kind.strip()))
+    return out
+
+
+def _page_lines(root, scale: tuple[float, float]) -> list[tuple[str, list[Point], str]]:
+    out = []
+    for line in root.iter("{*}TextLine"):
+        coords = line.find("{*}Coords")
+        polygon = _points(coords.get("points", "")) if coords is not None else []
+        polygon = [(x * scale[0], y * scale[1]) for x, y in polygon]
+        unicode = line.find("{*}TextEquiv/{*}Unicode")
+        text = unicode.text if unicode is not None and unicode.text else ""
+        kind = ""
+        match = re.search(r"type:\s*([^;}]+)", line.get("custom", ""))
+        if match:
+            kind = match.group(1).strip()
+        out.append((text, polygon, kind))
+    return out
+
+
+def read_page(xml_path: Path, image_path: Path | None = None) -> GtPage:
+    """Parse one ALTO or PAGE file; coordinates are scaled to the image's real size."""
+    page = GtPage(xml_path=xml_path, image_path=image_path)
+    try:
+        root = etree.parse(str(xml_path), etree.XMLParser(huge_tree=True)).getroot()
+    except (OSError, etree.XMLSyntaxError) as exc:
+        page.error = f"XML unreadable: {exc}"
+        return page
+    kind = _local(root.tag).lower()
+    if kind not in ("alto", "pcgts"):
+        page.error = f"neither ALTO nor PAGE XML (root element <{_local(root.tag)}>)"
+        return page
+    xml_page = root.find(".//{*}Page")
+    if kind == "alto":
+        unit = (root.findtext(".//{*}MeasurementUnit") or "pixel").strip()
+        if unit != "pixel":
+            page.error = f"ALTO MeasurementUnit {unit!r} is not supported (pixel only)"
+            return page
+        name = root.findtext(".//{*}sourceImageInformation/{*}fileName") or ""
+        declared = (xml_page.get("WIDTH"), xml_page.get("HEIGHT")) if xml_page is not None else ()
+    else:
+        name = xml_page.get("imageFilename", "") if xml_page is not None else ""
+        declared = (
+            (xml_page.get("imageWidth"), xml_page.get("imageHeight"))
+            if xml_page is not None
+            else ()
+        )
+    page.image_path = image_path or _find_image(xml_path, name.strip())
+    if page.image_path is None or not page.image_path.is_file():
+        page.error = f"image missing (the XML names {name.strip() or 'no image'!r})"
+        return page
+    try:
+        with Image.open(page.image_path) as image:
+            width, height = image.size
+    except (OSError, Image.DecompressionBombError) as exc:
+        page.error = f"image unreadable: {exc}"
+        return page
+    scale = (1.0, 1.0)
+    try:
+        w, h = (float(v) for v in declared)
+        if w > 0 and h > 0:
+            scale = (width / w, height / h)
+    except (TypeError, ValueError):
+        pass
+    raw = _alto_lines(root, scale) if kind == "alto" else _page_lines(root, scale)
+    if not raw:
+        page.error = "no text lines in the XML"
+        return page
+    for index, (text, polygon, line_kind) in enumerate(raw, start=1):
+        text = clean_text(text)
+        where = f"line {index}"
+        if not text:
+            page.problems.append(f"{where}: empty transcription")
+            continue
+        if len(polygon) < 3:
+            page.problems.append(f"{where}: no polygon or box")
+            continue
+        clipped = [(min(max(x, 0), width), min(max(y, 0), height)) for x, y in polygon]
+        line = GtLine(text=text, polygon=clipped, kind=line_kind)
+        x0, y0, x1, y1 = line.bbox
+        outside = GtLine(text=text, polygon=polygon).bbox
+        inside_area = max(0, x1 - x0) * max(0, y1 - y0)
+        full_area = max(1, (outside[2] - outside[0]) * (outside[3] - outside[1]))
+        if inside_area < 0.5 * full_area or x1 - x0 < 2 or y1 - y0 < 2:
+            page.problems.append(f"{where}: polygon outside the page ({width}x{height})")
+            continue
+        page.lines.append(line)
+    if not page.lines:
+        page.error = "no usable lines" + (f" ({page.problems[0]})" if page.problems else "")
+    return page
+
+
+def find_xml_files(paths: list[Path]) -> list[Path]:
+    """XML files under the given files or folders, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.xml") if p.is_file())
+        else:
+            found.append(path)
+    return found

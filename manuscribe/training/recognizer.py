@@ -1,0 +1,320 @@
+"""The trainable recogniser: rapidocr's PP-OCR line recogniser (ONNX) as a PyTorch module, and back.
+
+The shipped ONNX graph is converted with onnx2torch, with three repairs the conversion needs:
+`SAME_UPPER` padding (three stem nodes, all stride 1 with 2x2 kernels, so an explicit end pad of one
+pixel is exact), the final softmax removed (CTC wants logits), and weights that come through as
+buffers turned into parameters. The output layer is cut to the characters a collection uses, plus
+any it lacks, so training and inference skip the 18,710-way softmax of the Chinese base model.
+
+A horizontal stretch is part of the model: handwriting gives the base model only about one output
+frame per character, too few for CTC, so the line image is widened inside the network. The exported
+ONNX file carries the stretch, the softmax and its character list (rapidocr's `character` metadata),
+so stock rapidocr reads it as it reads its own model, and no caller needs to know.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+from torch.nn import functional as F
+
+BLANK = 0  # CTC blank, as rapidocr decodes it; the last class is the space
+
+
+def import_onnx2torch():
+    """onnx2torch imports torchvision for two detection ops this graph does not have; PyPI's
+    torchvision does not load beside the CPU torch build, so stand in for it when it is absent."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - any failure to load means: not usable here
+        stub = types.ModuleType("torchvision")
+        ops = types.ModuleType("torchvision.ops")
+
+        def _missing(*_args, **_kwargs):
+            raise NotImplementedError("torchvision is not installed (needed for NMS/RoiAlign)")
+
+        ops.nms = ops.box_convert = ops.roi_align = _missing
+        stub.ops = ops
+        sys.modules["torchvision"], sys.modules["torchvision.ops"] = stub, ops
+    from onnx2torch import convert
+
+    return convert
+
+
+def base_model_path() -> Path:
+    """The recogniser rapidocr ships (PP-OCRv6 small, Apache-2.0)."""
+    import rapidocr
+
+    return Path(rapidocr.__file__).parent / "models" / "PP-OCRv6_rec_small.onnx"
+
+
+def onnx_charset(model: onnx.ModelProto) -> list[str]:
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "character" not in meta:
+        raise ValueError("the ONNX model has no `character` metadata (not a PP-OCR recogniser?)")
+    return meta["character"].splitlines()
+
+
+def onnx_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def text_units(text: str) -> list[str]:
+    """Characters as the recogniser emits them: NFC code points."""
+    return list(unicodedata.normalize("NFC", text))
+
+
+def _head(graph: onnx.GraphProto) -> tuple[onnx.TensorProto, onnx.TensorProto]:
+    """The output layer's weight [hidden, classes] and bias [classes] (the last MatMul and Add)."""
+    inits = {t.name: t for t in graph.initializer}
+    matmul = next(n for n in reversed(graph.node) if n.op_type == "MatMul")
+    add = next(n for n in reversed(graph.node) if n.op_type == "Add")
+    weight = next(inits[name] for name in matmul.input if name in inits)
+    bias = next(inits[name] for name in add.input if name in inits)
+    return weight, bias
+
+
+def _seed_row(char: str, old_index: dict[str, int]) -> int | None:
+    """For a character the model lacks, the class of its base letter (é -> e), if it has one."""
+    base = unicodedata.normalize("NFD", char)[0]
+    return old_index.get(base) if base != char else None
+
+
+def prepare_graph(
+    model: onnx.ModelProto, charset: list[str]
+) -> tuple[onnx.ModelProto, dict[str, list[str]]]:
+    """A copy of a PP-OCR recogniser ready to convert: explicit pads, logits out, and an output
+    layer for `charset` (kept rows copied, new rows seeded from their base letter or small noise).
+    Returns the model and what happened to the characters ({"kept", "added", "dropped"})."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    for node in graph.node:
+        for attr in list(node.attribute):
+            if attr.name == "auto_pad" and attr.s == b"SAME_UPPER":
+                kernel = next(a.ints for a in node.attribute if a.name == "kernel_shape")
+                strides = next((a.ints for a in node.attribute if a.name == "strides"), [1, 1])
+                if list(strides) != [1, 1] or list(kernel) != [2, 2]:
+                    raise ValueError(f"{node.name}: SAME_UPPER with {kernel}/{strides} unsupported")
+                node.attribute.remove(attr)
+                node.attribute.append(helper.make_attribute("pads", [0, 0, 1, 1]))
+    if graph.node[-1].op_type == "Softmax":
+        softmax = graph.node[-1]
+        graph.node.remove(softmax)
+        for node in graph.node:
+            node.output[:] = [
+                softmax.output[0] if o == softmax.input[0] else o for o in node.output
+            ]
+    old = onnx_charset(model)
+    old_classes = ["<blank>", *old, " "]
+    old_index = {c: i for i, c in enumerate(old_classes)}
+    weight_t, bias_t = _head(graph)
+    weight, bias = numpy_helper.to_array(weight_t), numpy_helper.to_array(bias_t)
+    if weight.shape[1] != len(old_classes):
+        raise ValueError(f"head has {weight.shape[1]} classes, charset {len(old_classes)}")
+    new_classes = ["<blank>", *charset, " "]
+    rng = np.random.default_rng(0)
+    columns, biases, added = [], [], []
+    for char in new_classes:
+        row = old_index.get(char)
+        if row is None:
+            added.append(char)
+            row = _seed_row(char, old_index)
+        if row is None:
+            columns.append(rng.normal(0, 0.02, weight.shape[0]).astype(weight.dtype))
+            biases.append(np.float32(bias.min()))
+        else:
+            columns.append(weight[:, row])
+            biases.append(bias[row])
+    weight_t.CopyFrom(numpy_helper.from_array(np.stack(columns, axis=1), weight_t.name))
+    bias_t.CopyFrom(numpy_helper.from_array(np.asarray(biases, dtype=bias.dtype), bias_t.name))
+    del graph.value_info[:]
+    out = graph.output[0].type.tensor_type.shape.dim
+    out[-1].Clear()
+    out[-1].dim_value = len(new_classes)
+    set_metadata(model, {"character": "\n".join(charset)})
+    kept = [c for c in charset if c in old_index]
+    dropped = sorted(set(old) - set(charset))
+    return model, {"kept": kept, "added": added, "dropped": dropped}
+
+
+def set_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in values.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+
+
+class LineRecognizer(nn.Module):
+    """Stretch -> PP-OCR body -> logits [N, T, classes]; `probabilities` adds the softmax."""
+
+    def __init__(self, body: nn.Module, charset: list[str], stretch: float, meta: dict[str, str]):
+        super().__init__()
+        self.body = body
+        self.charset = charset
+        self.stretch = stretch
+        self.meta = meta
+        self.probabilities = False
+
+    @property
+    def classes(self) -> list[str]:
+        return ["<blank>", *self.charset, " "]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stretch != 1.0:
+            x = F.interpolate(x, scale_factor=(1.0, self.stretch), mode="bilinear")
+        logits = self.body(x)
+        return logits.softmax(-1) if self.probabilities else logits
+
+
+def _buffers_to_parameters(module: nn.Module) -> None:
+    """onnx2torch stores some weights (the MatMul ones, the head too) as buffers: make them
+    trainable. BatchNorm statistics stay buffers."""
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            continue
+        for name, buffer in list(sub.named_buffers(recurse=False)):
+            if buffer is not None and buffer.is_floating_point() and buffer.numel() > 1:
+                delattr(sub, name)
+                sub.register_parameter(name, nn.Parameter(buffer.detach().clone()))
+
+
+def load_recognizer(
+    path: Path | None = None, charset: list[str] | None = None, stretch: float | None = None
+) -> tuple[LineRecognizer, dict[str, list[str]]]:
+    """A trainable recogniser from a PP-OCR ONNX file (ours or rapidocr's). `charset` resizes its
+    output layer; `stretch` defaults to the one the model carries (1.0 for rapidocr's own)."""
+    model = onnx.load(str(path or base_model_path()))
+    meta = onnx_metadata(model)
+    carried = float(meta.get("manuscribe_stretch", "1.0"))
+    if carried != 1.0:
+        model = _strip_stretch(model)
+    charset = charset if charset is not None else onnx_charset(model)
+    prepared, report = prepare_graph(model, charset)
+    body = import_onnx2torch()(prepared)
+    _buffers_to_parameters(body)
+    recognizer = LineRecognizer(body, charset, stretch or carried, meta)
+    return recognizer.train(), report
+
+
+def _strip_stretch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Our exported models start with the stretch (a Resize of the input) and end with a softmax:
+    take the stretch off (prepare_graph drops the softmax) so the body converts like rapidocr's."""
+    graph = model.graph
+    source = graph.input[0].name
+    resize = next((n for n in graph.node if n.op_type == "Resize" and n.input[0] == source), None)
+    if resize is None:
+        return model
+    for node in graph.node:
+        node.input[:] = [source if i == resize.output[0] else i for i in node.input]
+    needed = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if node is not resize and any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    for init in [t for t in graph.initializer if t.name not in needed]:
+        graph.initializer.remove(init)
+    return model
+
+
+def export_onnx(recognizer: LineRecognizer, path: Path, metadata: dict[str, str]) -> Path:
+    """Write an ONNX file stock rapidocr loads: stretch and softmax inside, charset in metadata."""
+    recognizer = recognizer.eval()
+    recognizer.probabilities = True
+    example = torch.zeros(1, 3, 48, 320)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.onnx.export(
+            recognizer,
+            (example,),
+            str(path),
+            input_names=["x"],
+            output_names=["fetch_name_0"],
+            dynamic_axes={"x": {0: "batch", 3: "width"}, "fetch_name_0": {0: "batch", 1: "time"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    finally:
+        recognizer.probabilities = False
+    model = onnx.load(str(path))
+    values = {
+        "character": "\n".join(recognizer.charset),
+        "manuscribe_stretch": f"{recognizer.stretch:g}",
+        **metadata,
+    }
+    set_metadata(model, values)
+    onnx.save(model, str(path))
+    return path
+
+
+def _pool_node(body: torch.fx.GraphModule) -> torch.fx.Node:
+    """The backbone's last node: its final average pooling (PP-HGNet), before the SVTR neck."""
+    for node in body.graph.nodes:
+        if node.op == "call_module" and isinstance(body.get_submodule(node.target), nn.AvgPool2d):
+            return node
+    raise ValueError("no average pooling in the recogniser: not a PP-OCR rec graph")
+
+
+def backbone_modules(recognizer: LineRecognizer) -> list[str]:
+    """Names of the modules up to and including the backbone's final pooling."""
+    names = []
+    for node in recognizer.body.graph.nodes:
+        if node.op == "call_module":
+            names.append(str(node.target))
+        if node is _pool_node(recognizer.body):
+            break
+    return names
+
+
+def neck_and_head(recognizer: LineRecognizer) -> torch.fx.GraphModule:
+    """The part after the backbone as its own module, sharing parameters with `recognizer`:
+    input the pooled features [N, C, 1, T], output logits [N, T, classes]."""
+    body = recognizer.body
+    pool = _pool_node(body)
+    graph, env, started = torch.fx.Graph(), {}, False
+    for node in body.graph.nodes:
+        if node is pool:
+            env[node] = graph.placeholder("features")
+            started = True
+        elif started:
+            env[node] = graph.node_copy(node, lambda n: env[n])
+    return torch.fx.GraphModule(body, graph)
+
+
+class OnnxBackbone:
+    """The frozen backbone (stretch included) run by onnxruntime: on a CPU about three times
+    faster than the converted PyTorch graph, which is what makes CPU fine-tuning practical."""
+
+    def __init__(self, recognizer: LineRecognizer, threads: int = 0):
+        import tempfile
+
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as tmp:
+            full = export_onnx(recognizer, Path(tmp) / "full.onnx", {})
+            model = onnx.load(str(full))
+            pool = next(n for n in model.graph.node if n.op_type == "AveragePool")
+            part = Path(tmp) / "backbone.onnx"
+            onnx.utils.extract_model(str(full), str(part), ["x"], [pool.output[0]])
+            options = ort.SessionOptions()
+            if threads > 0:
+                options.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(
+                str(part), options, providers=["CPUExecutionProvider"]
+            )
+        recognizer.train()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"x": batch.numpy()})[0])

@@ -1,0 +1,315 @@
+"""CTC fine-tuning of the line recogniser, on CPU or GPU, resumable, time-boxed.
+
+One loop serves `manuscribe train` and the script that rebuilds the shipped model. It samples
+lines (optionally weighted, e.g. to balance collections), batches them by width, evaluates on
+whole held-out pages every `eval_every` lines, keeps the best model as ONNX, and checkpoints so an
+interrupted run resumes where it stopped. Checkpoints hold model, optimiser, random state, counters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rapidfuzz.distance import Levenshtein
+from torch import nn
+
+from manuscribe.training.augment import augment_line
+from manuscribe.training.lines import LineSample, LineStore
+from manuscribe.training.recognizer import (
+    BLANK,
+    LineRecognizer,
+    OnnxBackbone,
+    backbone_modules,
+    export_onnx,
+    neck_and_head,
+)
+
+FRAME_STRIDE = 8  # input columns per output frame of the PP-OCR recogniser
+
+
+@dataclass
+class TrainConfig:
+    out: Path  # the ONNX model to write; checkpoints go to <out>.ckpt/
+    max_minutes: float | None = None
+    epochs: float | None = None
+    batch_size: int = 16
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    freeze: str = "backbone"  # "backbone" (train neck + head), "none"
+    eval_every: int = 2000  # lines between validations
+    max_val_lines: int = 600  # per validation; the final one uses all
+    augment: bool = True
+    seed: int = 1
+    device: str = "auto"
+    threads: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    lines_seen: int = 0
+    best_cer: float = float("inf")
+    history: list[dict] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def to_batch(images: list[np.ndarray], stretch: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey crops (height 48) -> the recogniser's input [N, 3, 48, W], padded with 0 on the
+    right as rapidocr pads, and the number of valid output frames per line."""
+    width = max(max(img.shape[1] for img in images), 32)
+    batch = np.zeros((len(images), 3, images[0].shape[0], width), dtype=np.float32)
+    for index, img in enumerate(images):
+        batch[index, :, :, : img.shape[1]] = img.astype(np.float32) / 127.5 - 1.0
+    frames = [max(1, math.floor(img.shape[1] * stretch / FRAME_STRIDE)) for img in images]
+    return torch.from_numpy(batch), torch.tensor(frames, dtype=torch.long)
+
+
+def greedy_decode(logits: torch.Tensor, classes: list[str], frames: torch.Tensor) -> list[str]:
+    best = logits.argmax(-1).cpu().numpy()
+    texts = []
+    for row, length in zip(best, frames.tolist(), strict=True):
+        previous, chars = BLANK, []
+        for index in row[:length]:
+            if index != previous and index != BLANK:
+                chars.append(classes[index])
+            previous = index
+        texts.append(" ".join("".join(chars).split()))
+    return texts
+
+
+def freeze_backbone(recognizer: LineRecognizer) -> list[str]:
+    """Freeze the backbone (PP-HGNet, up to its final pooling); the neck (SVTR blocks) and the
+    head stay trainable. Returns the frozen module names."""
+    names = backbone_modules(recognizer)
+    for name in names:
+        for param in recognizer.body.get_submodule(name).parameters():
+            param.requires_grad_(False)
+    return names
+
+
+class Trainer:
+    def __init__(
+        self,
+        recognizer: LineRecognizer,
+        store: LineStore,
+        train: list[LineSample],
+        val: list[LineSample],
+        config: TrainConfig,
+        weights: list[float] | None = None,
+        log: Callable[[str], None] = print,
+        on_step: Callable[[TrainState], None] | None = None,
+    ):
+        self.model, self.store, self.config, self.log = recognizer, store, config, log
+        self.train_samples, self.val_samples = train, val
+        self.weights = weights
+        self.on_step = on_step
+        self.device = pick_device(config.device)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.frozen = freeze_backbone(recognizer) if config.freeze == "backbone" else []
+        self.model.to(self.device)
+        # on a CPU the frozen backbone runs in onnxruntime and only the neck and head in PyTorch
+        self.backbone = self.tail = None
+        if self.frozen and self.device.type == "cpu":
+            self.backbone = OnnxBackbone(recognizer, config.threads)
+            self.tail = neck_and_head(recognizer)
+        self.index = {c: i for i, c in enumerate(recognizer.classes)}
+        params = [p for p in recognizer.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+        self.ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True, reduction="mean")
+        self.state = TrainState()
+        self.rng = random.Random(config.seed)
+        self.checkpoints = config.out.with_name(config.out.name + ".ckpt")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state": asdict(self.state),
+            "rng": self.rng.getstate(),
+            "charset": self.model.charset,
+            "stretch": self.model.stretch,
+        }
+        tmp = self.checkpoints / "last.pt.tmp"
+        torch.save(payload, tmp)
+        tmp.replace(self.checkpoints / "last.pt")
+
+    def resume(self) -> bool:
+        path = self.checkpoints / "last.pt"
+        if not path.is_file():
+            return False
+        payload = torch.load(path, map_location=self.device, weights_only=False)
+        if payload["charset"] != self.model.charset:
+            raise ValueError(f"{path}: checkpoint charset differs from the model's")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = TrainState(**payload["state"])
+        self.rng.setstate(payload["rng"])
+        self.log(f"resumed from {path}: {self.state.lines_seen} lines seen")
+        return True
+
+    # -- data --------------------------------------------------------------------------------
+    def _targets(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = [[self.index[c] for c in text if c in self.index] for text in texts]
+        flat = torch.tensor([i for row in ids for i in row], dtype=torch.long)
+        return flat, torch.tensor([len(row) for row in ids], dtype=torch.long)
+
+    def _batches(self):
+        """Endless batches: a pool of sampled lines sorted by width, cut into batches, shuffled."""
+        size = self.config.batch_size
+        while True:
+            if self.weights:
+                pool = self.rng.choices(self.train_samples, weights=self.weights, k=size * 32)
+            else:
+                pool = self.rng.sample(self.train_samples, min(len(self.train_samples), size * 32))
+            images = []
+            for sample in pool:
+                img = self.store.load(sample)
+                if self.config.augment:
+                    img = augment_line(img, self.rng)
+                images.append((img, sample.text))
+            images.sort(key=lambda pair: pair[0].shape[1])
+            chunks = [images[i : i + size] for i in range(0, len(images), size)]
+            self.rng.shuffle(chunks)
+            yield from chunks
+
+    # -- loop --------------------------------------------------------------------------------
+    def _lr(self) -> float:
+        warm = min(1.0, (self.state.step + 1) / max(1, self.config.warmup_steps))
+        return self.config.lr * warm
+
+    def train(self) -> TrainState:
+        config, start = self.config, time.monotonic()
+        budget = config.max_minutes * 60 if config.max_minutes else None
+        limit = int(config.epochs * len(self.train_samples)) if config.epochs is not None else None
+        self.model.train()
+        self._set_frozen_eval()
+        if not self.state.history:  # the starting point, so every run shows what it gained
+            self.evaluate_and_keep(float("nan"), 0.0)
+        next_eval = (self.state.lines_seen // config.eval_every + 1) * config.eval_every
+        window_lines, window_start, losses = 0, time.monotonic(), []
+        for chunk in self._batches():
+            if limit is not None and self.state.lines_seen >= limit:
+                break
+            if budget is not None and time.monotonic() - start > budget:
+                self.log("time budget reached")
+                break
+            loss = self._step(chunk)
+            losses.append(loss)
+            window_lines += len(chunk)
+            if self.on_step is not None:
+                self.on_step(self.state)
+            if self.state.lines_seen >= next_eval:
+                rate = window_lines / max(1e-6, time.monotonic() - window_start)
+                self.evaluate_and_keep(np.mean(losses), rate)
+                next_eval += config.eval_every
+                window_lines, window_start, losses = 0, time.monotonic(), []
+        if not self.state.history or self.state.history[-1]["lines_seen"] != self.state.lines_seen:
+            rate = window_lines / max(1e-6, time.monotonic() - window_start)
+            self.evaluate_and_keep(np.mean(losses) if losses else float("nan"), rate)
+        return self.state
+
+    def _set_frozen_eval(self) -> None:
+        for name in self.frozen:
+            self.model.body.get_submodule(name).eval()
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.backbone is not None:
+            with torch.no_grad():
+                features = self.backbone(batch)
+            return self.tail(features)
+        return self.model(batch.to(self.device))
+
+    def _step(self, chunk: list[tuple[np.ndarray, str]]) -> float:
+        images, texts = zip(*chunk, strict=True)
+        batch, frames = to_batch(list(images), self.model.stretch)
+        targets, target_lengths = self._targets(list(texts))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        logits = self.forward(batch)
+        frames = frames.clamp(max=logits.shape[1])
+        log_probs = logits.log_softmax(-1).transpose(0, 1)
+        loss = self.ctc(log_probs, targets, frames, target_lengths)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.optimizer.step()
+        self.state.step += 1
+        self.state.lines_seen += len(chunk)
+        return float(loss.detach())
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self, samples: list[LineSample]) -> dict:
+        """CER on `samples`, overall and per collection (same normalisation as eval)."""
+        self.model.eval()
+        errors, chars = defaultdict(int), defaultdict(int)
+        ordered = sorted(samples, key=lambda s: s.file)
+        with torch.no_grad():
+            for i in range(0, len(ordered), 16):
+                part = ordered[i : i + 16]
+                batch, frames = to_batch([self.store.load(s) for s in part], self.model.stretch)
+                logits = self.forward(batch)
+                frames = frames.clamp(max=logits.shape[1])
+                for sample, text in zip(part, greedy_decode(logits, self.model.classes, frames),
+                                        strict=True):  # fmt: skip
+                    distance = Levenshtein.distance(sample.text, text)
+                    for group in ("all", sample.collection):
+                        errors[group] += distance
+                        chars[group] += len(sample.text)
+        self.model.train()
+        self._set_frozen_eval()
+        return {group: round(errors[group] / max(1, chars[group]), 4) for group in chars}
+
+    def val_subset(self) -> list[LineSample]:
+        """A fixed, collection-stratified subset for the periodic validations."""
+        limit = self.config.max_val_lines
+        if len(self.val_samples) <= limit:
+            return self.val_samples
+        by_collection = defaultdict(list)
+        for sample in sorted(self.val_samples, key=lambda s: s.file):
+            by_collection[sample.collection].append(sample)
+        share = max(1, limit // len(by_collection))
+        rng = random.Random(self.config.seed)
+        return [
+            s for group in by_collection.values() for s in rng.sample(group, min(share, len(group)))
+        ]
+
+    def evaluate_and_keep(self, loss: float, rate: float) -> dict:
+        cer = self.validate(self.val_subset()) if self.val_samples else {"all": float("nan")}
+        record = {"lines_seen": self.state.lines_seen, "step": self.state.step,
+                  "loss": round(float(loss), 4), "lines_per_s": round(rate, 2), "val_cer": cer,
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+        self.state.history.append(record)
+        improved = cer["all"] < self.state.best_cer or not self.config.out.is_file()
+        if improved and not math.isnan(cer["all"]):
+            self.state.best_cer = cer["all"]
+        if improved:
+            metadata = {**self.config.metadata, "manuscribe_val_cer": json.dumps(cer),
+                        "manuscribe_lines_seen": str(self.state.lines_seen)}  # fmt: skip
+            export_onnx(self.model, self.config.out, metadata)
+            self.model.train()
+            self._set_frozen_eval()
+        self.save_checkpoint()
+        (self.checkpoints / "history.jsonl").open("a").write(json.dumps(record) + "\n")
+        self.log(
+            f"lines {self.state.lines_seen:>7}  loss {loss:.3f}  {rate:.1f} lines/s  "
+            f"val CER {cer.get('all', float('nan')):.4f}" + ("  (best, saved)" if improved else "")
+        )
+        return cer

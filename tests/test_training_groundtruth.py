@@ -1,0 +1,102 @@
+"""Reading eScriptorium / Transkribus ground truth: ALTO v2-v4 and PAGE XML, bad files reported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from manuscribe.textnorm import loose, normalise
+from manuscribe.training.groundtruth import clean_text, find_xml_files, read_page
+from manuscribe.training.lines import LINE_HEIGHT, LineStore, crop_lines
+from tests.gt_fixtures import export_pages, write_alto, write_page_xml
+
+PAGE = "poilus_AD78_0005-1"
+
+
+def _gt(dataset):
+    return json.loads((dataset / f"{PAGE}.json").read_text())
+
+
+def test_alto_versions_and_page_xml_give_the_same_lines(dataset, tmp_path):
+    gt = _gt(dataset)
+    shutil.copy(dataset / f"{PAGE}.jpg", tmp_path / f"{PAGE}.jpg")
+    readings = []
+    for name, write in [
+        ("v4.xml", lambda p: write_alto(gt, f"{PAGE}.jpg", p, version=4)),
+        ("v2.xml", lambda p: write_alto(gt, f"{PAGE}.jpg", p, version=2)),
+        ("page.xml", lambda p: write_page_xml(gt, f"{PAGE}.jpg", p)),
+    ]:
+        write(tmp_path / name)
+        page = read_page(tmp_path / name)
+        assert page.error is None, (name, page.error)
+        readings.append([(line.text, line.bbox) for line in page.lines])
+    expected = [(normalise(line["text"]), tuple(line["bbox"])) for line in gt["lines"]]
+    assert readings[0] == readings[1] == readings[2] == expected
+    assert len(expected) >= 10
+
+
+def test_coordinates_follow_the_image_when_the_xml_is_for_a_larger_scan(dataset, tmp_path):
+    gt = _gt(dataset)
+    shutil.copy(dataset / f"{PAGE}.jpg", tmp_path / f"{PAGE}.jpg")
+    write_alto(gt, f"{PAGE}.jpg", tmp_path / "big.xml", scale=2.0)
+    page = read_page(tmp_path / "big.xml")
+    for line, expected in zip(page.lines, gt["lines"], strict=True):
+        assert all(abs(a - b) <= 1 for a, b in zip(line.bbox, expected["bbox"], strict=True))
+
+
+def test_image_one_folder_up_is_found(dataset, tmp_path):
+    """TIMEUS keeps its ALTO in alto/ and the images one level up."""
+    gt = _gt(dataset)
+    shutil.copy(dataset / f"{PAGE}.jpg", tmp_path / f"{PAGE}.jpg")
+    (tmp_path / "alto").mkdir()
+    write_alto(gt, f"{PAGE}.jpg", tmp_path / "alto" / f"{PAGE}.xml")
+    page = read_page(tmp_path / "alto" / f"{PAGE}.xml")
+    assert page.error is None and page.image_path == tmp_path / f"{PAGE}.jpg"
+
+
+def test_bad_ground_truth_is_reported_per_file_and_per_line(dataset, tmp_path):
+    gt = _gt(dataset)
+    (tmp_path / "broken.xml").write_text("<alto><Layout><Page")
+    write_alto(gt, "nowhere.jpg", tmp_path / "no-image.xml")
+    (tmp_path / "html.xml").write_text("<html><body/></html>")
+    shutil.copy(dataset / f"{PAGE}.jpg", tmp_path / f"{PAGE}.jpg")
+    damaged = dict(gt, lines=[dict(line) for line in gt["lines"]])
+    damaged["lines"][0]["text"] = "   "
+    damaged["lines"][1]["bbox"] = [gt["width"] + 50, 10, gt["width"] + 400, 60]
+    write_alto(damaged, f"{PAGE}.jpg", tmp_path / "damaged.xml")
+
+    assert "XML unreadable" in read_page(tmp_path / "broken.xml").error
+    assert "image missing" in read_page(tmp_path / "no-image.xml").error
+    assert "nowhere.jpg" in read_page(tmp_path / "no-image.xml").error
+    assert "neither ALTO nor PAGE" in read_page(tmp_path / "html.xml").error
+    page = read_page(tmp_path / "damaged.xml")
+    assert page.error is None
+    assert len(page.lines) == len(gt["lines"]) - 2
+    assert page.problems == [
+        "line 1: empty transcription",
+        f"line 2: polygon outside the page ({gt['width']}x{gt['height']})",
+    ]
+    assert len(find_xml_files([tmp_path])) == 4
+
+
+def test_training_text_uses_the_scoring_normalisation():
+    decomposed = "e\u0301te\u0301 M^r >rayé< ⟦biffé⟧ ¥"
+    assert clean_text(decomposed) == "été Mr rayé biffé"
+    assert clean_text(decomposed) == normalise(decomposed.replace("¥", ""))
+    assert loose("Bonjour, Mr. DUPONT !") == "bonjour mr dupont"
+
+
+def test_line_crops_are_stored_and_read_back(dataset, tmp_path):
+    folder = export_pages(dataset, [PAGE], tmp_path / "gt")
+    page = read_page(folder / f"{PAGE}.xml")
+    crops = list(crop_lines(page))
+    assert len(crops) == len(page.lines)
+    assert all(img.shape[0] == LINE_HEIGHT and img.dtype == np.uint8 for img, _, _ in crops)
+    store = LineStore(tmp_path / "store")
+    samples = store.add_page(page, "poilus", "page-1", "fr")
+    again = LineStore(tmp_path / "store").samples()
+    assert [s.text for s in again] == [line.text for line in page.lines]
+    assert again == samples and store.pages_done() == {"page-1"}
+    assert np.array_equal(store.load(again[3]), crops[3][0])
