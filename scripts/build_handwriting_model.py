@@ -190,72 +190,77 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(trainer.state.history[-1]), flush=True)
 
 
+def blend(args: argparse.Namespace) -> None:
+    """Weight-space ensembling of the fine-tuned model with its base (WiSE-FT, Wortsman et al.
+    2022): theta = base + alpha * (fine-tuned - base). It keeps most of the fine-tuning's gain
+    while restoring some of the base model's robustness on what the corpus has little of
+    (English). Each alpha is scored on the validation pages; the best one is exported."""
+    import torch
+
+    from manuscribe.training.recognizer import export_onnx, load_recognizer
+    from manuscribe.training.trainer import TrainConfig, Trainer
+
+    checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    store = LineStore(args.work / "store")
+    train_set, val_set = split(store.samples())
+    base, _ = load_recognizer(None, checkpoint["charset"], checkpoint["stretch"])
+    start = {k: v.clone() for k, v in base.state_dict().items()}
+    tuned = checkpoint["model"]
+    results = {}
+    for alpha in args.alphas:
+        mixed = {k: (v + alpha * (tuned[k] - v)) if v.is_floating_point() else tuned[k]
+                 for k, v in start.items()}  # fmt: skip
+        base.load_state_dict(mixed)
+        config = TrainConfig(out=args.out, threads=args.threads, max_val_lines=args.val_lines)
+        trainer = Trainer(base, store, train_set[:1], val_set, config, log=lambda _: None)
+        cer = trainer.validate(trainer.val_subset())
+        english = [s for s in trainer.val_subset() if s.language == "en"]
+        results[alpha] = {"all": cer["all"], "en": trainer.validate(english)["all"]}
+        print(f"alpha {alpha}: {json.dumps(results[alpha])}", flush=True)
+    best = min(results, key=lambda a: results[a]["all"] + args.english_weight * results[a]["en"])
+    mixed = {k: (v + best * (tuned[k] - v)) if v.is_floating_point() else tuned[k]
+             for k, v in start.items()}  # fmt: skip
+    base.load_state_dict(mixed)
+    metadata = {
+        "manuscribe_model": MODEL_NAME,
+        "manuscribe_base": "PP-OCRv6_rec_small (rapidocr; Apache-2.0, PaddlePaddle Authors)",
+        "manuscribe_training": "scripts/build_handwriting_model.py, pages.tsv of htr-training",
+        "manuscribe_settings": json.dumps({"stretch": checkpoint["stretch"], "freeze": "backbone",
+                                           "seed": SEED, "wise_ft_alpha": best}),
+        "manuscribe_lines_seen": str(checkpoint["state"]["lines_seen"]),
+        "manuscribe_val_cer": json.dumps(results[best]),
+    }  # fmt: skip
+    export_onnx(base, args.out, metadata)
+    print(json.dumps({"alpha": best, "results": results, "out": str(args.out)}), flush=True)
+
+
 def validation_pages(args: argparse.Namespace) -> Path:
-    """The held-out pages as an eval set: each image downscaled to a long side of 1800 px (as the
-    dev set is) beside a JSON in the dev set's format, so `manuscribe eval` scores them."""
-    from PIL import Image
+    """The held-out pages as an evaluation set (see manuscribe.training.evalset)."""
+    from manuscribe.training.evalset import export_eval_page
 
     target = args.work / "valpages"
-    store = LineStore(args.work / "store")
-    _, val = split(store.samples())
+    _, val = split(LineStore(args.work / "store").samples())
     rows = {f"{r['repo']}:{r['xml_path']}": r for r in read_pages_tsv(args.pages)}
     for page_id in sorted({s.page for s in val}):
+        name = hashlib.sha1(page_id.encode()).hexdigest()[:12]
+        if (target / f"{name}.json").is_file():
+            continue
         row = rows[page_id]
         base = args.work / "pages" / row["repo"].replace("/", "+")
         page = read_page(base / row["xml_path"], base / row["image_path"])
-        name = hashlib.sha1(page_id.encode()).hexdigest()[:12]
-        if (target / f"{name}.json").is_file() or page.error:
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        with Image.open(page.image_path) as image:
-            scale = min(1.0, 1800 / max(image.size))
-            small = image.convert("RGB").resize(
-                (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
-            )
-            small.save(target / f"{name}.jpg", quality=85, dpi=(200, 200))
-        lines = [{"text": ln.text, "bbox": [round(v * scale) for v in ln.bbox]}
-                 for ln in page.lines]  # fmt: skip
-        record = {"id": name, "source": page_id, "collection": row["repo"],
-                  "language": row["language"], "width": small.width, "height": small.height,
-                  "lines": lines}  # fmt: skip
-        (target / f"{name}.json").write_text(json.dumps(record, ensure_ascii=False))
+        if not page.error:
+            export_eval_page(page, target, name, source=page_id, collection=row["repo"],
+                             language=row["language"])  # fmt: skip
     return target
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    """Whole-page CER of a recogniser on the held-out pages, per collection (eval's scoring)."""
-    import tempfile
-
-    from manuscribe.evaluation import evaluate_folder, score_page
-    from manuscribe.model import Document
-    from manuscribe.pipeline import run
-    from manuscribe.settings import load_settings
+    """Line-aligned CER of recognisers on the held-out pages, per collection (eval's scoring)."""
+    from manuscribe.training.evalset import score_folder
 
     folder = validation_pages(args)
-    images = sorted(folder.glob("*.jpg"))[: args.limit or None]
-    results = {}
-    for model in args.models:
-        with tempfile.TemporaryDirectory() as out:
-            settings = load_settings(corrector="none", formats=["json"], ocr_model=model)
-            run(images, Path(out), settings)
-            report = evaluate_folder(Path(out), folder)
-            errors: dict[str, list[int]] = {}
-            for pred in Path(out).glob("*.json"):
-                gt_path = folder / pred.name
-                if not gt_path.is_file():
-                    continue
-                gt = json.loads(gt_path.read_text())
-                document = Document.model_validate_json(pred.read_bytes())
-                counts = score_page(document.pages[0], gt, corrected=False)["lines"]
-                bucket = errors.setdefault(gt["collection"], [0, 0])
-                bucket[0] += counts["char_errors"]
-                bucket[1] += counts["chars"]
-        results[model] = {
-            "all": report["summary"]["all"]["before"]["lines"]["cer"],
-            "all_loose": report["summary"]["all"]["before"]["lines_loose"]["cer"],
-            "by_collection": {c: round(e / max(1, n), 4) for c, (e, n) in sorted(errors.items())},
-        }
-    print(json.dumps({"pages": len(images), "line_cer": results}, ensure_ascii=False))
+    results = {model: score_folder(folder, model) for model in args.models}
+    print(json.dumps({"benchmark": "validation_pages", "results": results}, ensure_ascii=False))
 
 
 def main() -> None:
@@ -279,14 +284,23 @@ def main() -> None:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    b = sub.add_parser("blend")
+    b.add_argument("checkpoint", type=Path)
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--alphas", type=float, nargs="+", default=[1.0, 0.8, 0.6])
+    b.add_argument("--english-weight", type=float, default=1.0)
+    b.add_argument("--val-lines", type=int, default=600)
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--work", type=Path, default=WORK)
     e = sub.add_parser("evaluate")
     e.add_argument("models", nargs="+", help="ocr_model values: default, ppocr or paths")
     e.add_argument("--pages", type=Path, default=PAGES_TSV)
     e.add_argument("--work", type=Path, default=WORK)
-    e.add_argument("--limit", type=int, default=0)
     args = parser.parse_args()
     if args.command == "evaluate":
         evaluate(args)
+    elif args.command == "blend":
+        blend(args)
     elif args.command == "prepare":
         prepare(args)
     elif args.command == "train":

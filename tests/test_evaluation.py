@@ -57,3 +57,15 @@ def test_before_and_after_correction(tmp_path):
     assert summary["before"]["lines"]["cer"] == round(3 / 32, 4)
     assert summary["after"]["lines"]["cer"] == 0.0
     assert report["corrections"] == {"fr": {"applied": 1}}
+
+
+def test_loose_view_ignores_case_and_punctuation_and_recall_counts_found_lines():
+    # the first GT line found (read in upper case, without punctuation), the second not at all:
+    # the predicted box covers a third of it
+    page = _page([((100, 200, 1000, 300), "MON CHER MARI"), ((100, 320, 500, 420), "J'ai")])
+    scores = score_page(page, GT, corrected=False)
+    assert scores["lines"]["char_errors"] > 10  # strict: every letter's case counts
+    loose = scores["lines_loose"]
+    assert loose["chars"] == len("mon cher mari") + len("j ai reçu ta lettre")
+    assert loose["char_errors"] == len(" reçu ta lettre")
+    assert scores["detection"] == {"found": 1, "lines": 2}

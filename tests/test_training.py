@@ -101,6 +101,12 @@ def test_export_carries_stretch_softmax_and_charset(tmp_path, line_store):
         assert np.abs(again(batch).softmax(-1).numpy() - expected).max() < 2e-3
     model = rec_models.resolve(str(path))
     assert model.name == "test-model" and len(model.sha256) == 64
+    # fine-tuning one of our models: its neck and head split off its backbone as for rapidocr's
+    config = TrainConfig(out=tmp_path / "again.onnx", threads=2)
+    trainer = Trainer(again, line_store, line_store.samples()[:2], [], config)
+    trainer.model.eval()
+    with torch.no_grad():
+        assert np.abs(trainer.forward(batch).softmax(-1).numpy() - expected).max() < 2e-3
 
 
 def _batch_loss(trainer: Trainer, samples) -> float:

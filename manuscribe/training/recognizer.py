@@ -283,13 +283,24 @@ def neck_and_head(recognizer: LineRecognizer) -> torch.fx.GraphModule:
     input the pooled features [N, C, 1, T], output logits [N, T, classes]."""
     body = recognizer.body
     pool = _pool_node(body)
-    graph, env, started = torch.fx.Graph(), {}, False
+    graph, env = torch.fx.Graph(), {}
+
+    def copied(node: torch.fx.Node) -> torch.fx.Node:
+        """A node of the new graph; constants computed before the pool (our exported models
+        start with Identity copies of shared weights) are copied over as they are needed."""
+        if node not in env:
+            if node.op == "placeholder":
+                raise ValueError("the recogniser's neck reads its input image directly")
+            env[node] = graph.node_copy(node, copied)
+        return env[node]
+
+    env[pool] = graph.placeholder("features")
+    started = False
     for node in body.graph.nodes:
         if node is pool:
-            env[node] = graph.placeholder("features")
             started = True
         elif started:
-            env[node] = graph.node_copy(node, lambda n: env[n])
+            copied(node)
     return torch.fx.GraphModule(body, graph)
 
 

@@ -1,0 +1,1 @@
+"""Models shipped with manuscribe (data files): see NOTICE.md and docs/models.md."""
