@@ -1,8 +1,9 @@
 """Recognition quality of the default engine on real handwriting stays where we measured it.
 
 Figures measured on this machine (rapidocr 3.10: its PP-OCRv6 detector and manuscribe's
-handwriting recogniser manuscribe-htr-latin-v1; 200 dpi), recorded in docs/performance.md. A change that moves them by more than a few points fails here: a regression
-must be fixed, an improvement must update the figures.
+handwriting recogniser manuscribe-htr-latin-v1; 200 dpi), recorded in docs/performance.md. A
+change that moves them by more than a few points fails here: a regression must be fixed, an
+improvement must update the figures.
 """
 
 from __future__ import annotations

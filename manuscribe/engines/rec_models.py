@@ -53,7 +53,7 @@ def _identify(spec: str, path: Path) -> RecModel:
 
 
 def model_name(path: Path) -> str:
-    """The name a model carries in its metadata, else its file name."""
+    """The name a model carries in its metadata, else its file name; checks it is a recogniser."""
     try:
         import onnxruntime
 
@@ -64,8 +64,8 @@ def model_name(path: Path) -> str:
         return meta.get("manuscribe_model") or path.stem
     except EngineError:
         raise
-    except Exception:  # noqa: BLE001 - the name is informative only
-        return path.stem
+    except Exception as exc:  # onnxruntime raises its own error types
+        raise EngineError(f"{path}: not a loadable ONNX model ({exc})") from exc
 
 
 def resolve(spec: str | None, storage=None, cache_dir: Path | None = None) -> RecModel:

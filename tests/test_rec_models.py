@@ -1,0 +1,64 @@
+"""Which recogniser the rapidocr engine reads with: the shipped model, rapidocr's, a file, or a
+storage key; its hash keys the OCR fingerprint."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from manuscribe.engines import EngineError, rec_models
+from manuscribe.engines.rapidocr_engine import RapidOcrEngine
+from manuscribe.settings import load_settings
+from manuscribe.stages import engine_info
+from manuscribe.storage.local import LocalStorage
+from producer.submit import SubmitError, _share_ocr_model
+
+
+def test_default_is_the_shipped_handwriting_model():
+    model = rec_models.resolve("default")
+    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v1.onnx"
+    assert model.name == "manuscribe-htr-latin-v1" and len(model.sha256) == 64
+    assert (rec_models.MODELS_DIR / "NOTICE.md").is_file()
+    assert (rec_models.MODELS_DIR / "LICENSE-Apache-2.0.txt").is_file()
+    assert rec_models.resolve("ppocr").path is None  # rapidocr's own
+
+
+def test_a_missing_or_foreign_file_is_a_clear_engine_error(tmp_path):
+    with pytest.raises(EngineError, match="no such file"):
+        rec_models.resolve(str(tmp_path / "absent.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(EngineError, match="not a loadable ONNX model"):
+        rec_models.resolve(str(tmp_path / "junk.onnx"))
+
+
+def test_the_model_hash_is_in_the_ocr_fingerprint(tmp_path):
+    settings = load_settings()
+    shipped = RapidOcrEngine(rec_model=rec_models.resolve("default"))
+    previous = RapidOcrEngine(rec_model=rec_models.resolve("ppocr"))
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(rec_models.resolve("default").path, copy)
+    same_bytes = RapidOcrEngine(rec_model=rec_models.resolve(str(copy)))
+    fingerprints = {engine_info(e, settings).fingerprint for e in (shipped, previous)}
+    assert len(fingerprints) == 2
+    # a copy of the same file is the same model: its OCR is reused
+    same = engine_info(same_bytes, settings).fingerprint
+    assert same == engine_info(shipped, settings).fingerprint
+
+
+def test_submit_shares_a_local_model_through_storage_and_workers_fetch_it(tmp_path):
+    storage = LocalStorage(tmp_path / "store")
+    model = tmp_path / "mine.onnx"
+    shutil.copy(rec_models.resolve("default").path, model)
+    spec = _share_ocr_model(str(model), storage)
+    key = spec.removeprefix(rec_models.STORAGE_PREFIX)
+    assert spec.startswith(rec_models.STORAGE_PREFIX) and storage.exists(key)
+    assert _share_ocr_model(str(model), storage) == spec  # uploaded once, by content
+    assert _share_ocr_model("default", storage) == "default"
+    fetched = rec_models.resolve(spec, storage, tmp_path / "worker-cache")
+    assert fetched.path.parent == tmp_path / "worker-cache"
+    assert fetched.sha256 == rec_models.resolve(str(model)).sha256
+    with pytest.raises(EngineError, match="not in the storage"):
+        rec_models.resolve("storage:models/nothing.onnx", storage, tmp_path / "c")
+    with pytest.raises(SubmitError, match="no such file"):
+        _share_ocr_model(str(tmp_path / "absent.onnx"), storage)
