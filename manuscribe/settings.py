@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     engine: str = "rapidocr"
     # rapidocr's recogniser: default | ppocr | PATH | storage:KEY (see engines/rec_models.py)
     ocr_model: str = "default"
+    # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
+    ocr_second_opinion: bool = True
     dpi: int = 200
     lang: str | None = None  # language hint, ISO 639-1
     languages: list[str] = Field(

@@ -62,3 +62,22 @@ def test_submit_shares_a_local_model_through_storage_and_workers_fetch_it(tmp_pa
         rec_models.resolve("storage:models/nothing.onnx", storage, tmp_path / "c")
     with pytest.raises(SubmitError, match="no such file"):
         _share_ocr_model(str(tmp_path / "absent.onnx"), storage)
+
+
+def test_second_opinion_keeps_the_more_confident_reading_of_each_line(dataset):
+    from PIL import Image
+
+    from manuscribe.engines import Hints
+
+    with Image.open(dataset / "stanford_lettre75.jpg") as image:
+        page = image.convert("RGB")
+    alone = RapidOcrEngine(rec_model=rec_models.resolve("default"), text_score=0.0)
+    both = RapidOcrEngine(rec_model=rec_models.resolve("default"), text_score=0.0,
+                          second_opinion=True)  # fmt: skip
+    first = alone.recognize(page, Hints(dpi=200)).lines
+    chosen = both.recognize(page, Hints(dpi=200)).lines
+    assert [line.bbox for line in first] == [line.bbox for line in chosen]  # same detector
+    assert all(b.confidence >= a.confidence for a, b in zip(first, chosen, strict=True))
+    assert any(b.text != a.text for a, b in zip(first, chosen, strict=True))
+    settings = load_settings()
+    assert engine_info(alone, settings).fingerprint != engine_info(both, settings).fingerprint

@@ -20,7 +20,11 @@ def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
         from manuscribe.engines.rapidocr_engine import RapidOcrEngine
 
         model = rec_models.resolve(settings.ocr_model, storage, rec_models_cache(settings))
-        return RapidOcrEngine(threads=settings.effective_threads, rec_model=model)
+        return RapidOcrEngine(
+            threads=settings.effective_threads,
+            rec_model=model,
+            second_opinion=settings.ocr_second_opinion,
+        )
     if name == "tesseract":
         from manuscribe.engines.tesseract_engine import TESSERACT_LANGS, TesseractEngine
 

@@ -24,7 +24,11 @@ class RapidOcrEngine:
     name = "rapidocr"
 
     def __init__(
-        self, threads: int = 1, text_score: float = 0.5, rec_model: RecModel | None = None
+        self,
+        threads: int = 1,
+        text_score: float = 0.5,
+        rec_model: RecModel | None = None,
+        second_opinion: bool = False,
     ):
         try:
             from rapidocr import RapidOCR
@@ -34,9 +38,11 @@ class RapidOcrEngine:
         self.threads = threads
         self.text_score = text_score
         self.rec_model = rec_model
+        self.second_opinion = second_opinion and rec_model is not None and rec_model.path
         params = {
             "Global.use_cls": False,
-            "Global.text_score": text_score,
+            # with a second opinion, low scores are dropped after both readings are compared
+            "Global.text_score": 0.0 if self.second_opinion else text_score,
             "Global.log_level": "warning",
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
@@ -45,6 +51,10 @@ class RapidOcrEngine:
             params["Rec.model_path"] = str(rec_model.path)
         try:
             self._ocr = RapidOCR(params=params)
+            self._second = None
+            if self.second_opinion:  # rapidocr's own recogniser, for printed and typed lines
+                second = {k: v for k, v in params.items() if k != "Rec.model_path"}
+                self._second = RapidOCR(params=second)
         except Exception as exc:  # a broken model file fails here, before any page
             raise EngineError(f"rapidocr could not load its models ({exc})") from exc
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
@@ -58,6 +68,7 @@ class RapidOcrEngine:
             "use_cls": False,
             "det": "PP-OCRv6 small",
             "rec": rec,
+            "second_opinion": "PP-OCRv6 small" if self.second_opinion else None,
         }
 
     def recognize(self, image: Image.Image, hints: Hints) -> PageResult:
@@ -65,7 +76,12 @@ class RapidOcrEngine:
         lines: list[Line] = []
         if result.boxes is None:
             return PageResult(lines=lines)
-        for box, text, score in zip(result.boxes, result.txts, result.scores, strict=True):
+        readings = list(zip(result.txts, result.scores, strict=True))
+        if self._second is not None:
+            readings = self._more_confident(image, result.boxes, readings)
+        for box, (text, score) in zip(result.boxes, readings, strict=True):
+            if score < self.text_score:
+                continue
             text = " ".join(str(text).split())
             if not text:
                 continue
@@ -80,6 +96,23 @@ class RapidOcrEngine:
             )
             lines.append(Line(bbox=bbox, text=text, confidence=round(float(score), 4)))
         return PageResult(lines=lines)
+
+    def _more_confident(self, image: Image.Image, boxes, readings: list) -> list:
+        """Each line read again by rapidocr's own recogniser; the more confident reading wins.
+        The handwriting model is sure of cursive, the printed-text model of letterheads, stamps
+        and typed lines, which archives mix with handwriting."""
+        import copy
+
+        from rapidocr.utils.load_image import LoadImage
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        pixels = LoadImage()(image)
+        crops = [get_rotate_crop_image(pixels, copy.deepcopy(np.asarray(b))) for b in boxes]
+        other = self._second.recognize_txt(crops)
+        return [
+            (text2, score2) if score2 > score else (text, score)
+            for (text, score), text2, score2 in zip(readings, other.txts, other.scores, strict=True)
+        ]
 
     def close(self) -> None:
         self._ocr = None
