@@ -8,7 +8,7 @@ Prints one JSON line: line-aligned CER before/after (strict and case/punctuation
 lines trained on, training minutes and lines/s.
 
 Usage: python benchmarks/finetune.py --repo /path/to/bare.git [--commit HEAD] [--train-pages 50]
-                                     [--max-minutes 20] [--base default]
+                                     [--eval-pages 30] [--max-minutes 20] [--base default]
        python benchmarks/finetune.py --gt EXPORT_DIR ...
 """
 
@@ -37,11 +37,13 @@ def from_git(repo: str, commit: str, target: Path) -> Path:
     listing = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split("\n")
     wanted = [p for p in listing if p.lower().endswith((".xml", ".jpg", ".jpeg", ".png", ".tif"))]
     for path in wanted:
+        shown = subprocess.run(["git", "--git-dir", repo, "show", f"{commit}:{path}"],
+                               capture_output=True)  # fmt: skip
+        if shown.returncode != 0:  # a blob the clone lacks: its page is skipped as image-less
+            continue
         out = target / "gt" / path
         out.parent.mkdir(parents=True, exist_ok=True)
-        data = subprocess.run(["git", "--git-dir", repo, "show", f"{commit}:{path}"],
-                              check=True, capture_output=True).stdout  # fmt: skip
-        out.write_bytes(data)
+        out.write_bytes(shown.stdout)
     return target / "gt"
 
 
@@ -52,6 +54,7 @@ def main() -> None:
     source.add_argument("--repo")
     parser.add_argument("--commit", default="HEAD")
     parser.add_argument("--train-pages", type=int, default=50)
+    parser.add_argument("--eval-pages", type=int, default=30, help="held-out pages read (0: all)")
     parser.add_argument("--max-minutes", type=float, default=20)
     parser.add_argument("--base", default="default")
     parser.add_argument("--seed", type=int, default=7)
@@ -67,6 +70,7 @@ def main() -> None:
         usable = [(xml, page) for xml in pages if not (page := read_page(xml)).error]
         usable.sort(key=lambda item: hashlib.sha1(f"{args.seed}:{item[0]}".encode()).hexdigest())
         train, held_out = usable[: args.train_pages], usable[args.train_pages :]
+        held_out = held_out[: args.eval_pages or None]
         if not held_out:
             raise SystemExit(f"{len(usable)} usable pages: none left to read after training")
         train_dir = work / "train"

@@ -81,3 +81,22 @@ def test_second_opinion_keeps_the_more_confident_reading_of_each_line(dataset):
     assert any(b.text != a.text for a, b in zip(first, chosen, strict=True))
     settings = load_settings()
     assert engine_info(alone, settings).fingerprint != engine_info(both, settings).fingerprint
+
+
+def test_reading_with_the_shipped_model_needs_no_torch():
+    """CPU OCR workers run the recogniser in onnxruntime: the CLI, the pipeline, the worker
+    tasks and the engine import neither torch nor the training code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, manuscribe.cli, manuscribe.pipeline, workers.tasks\n"
+        "from manuscribe.engines import create_engine\n"
+        "from manuscribe.settings import load_settings\n"
+        "create_engine('rapidocr', load_settings())\n"
+        "print(sorted(m for m in ('torch', 'onnx', 'onnx2torch', 'manuscribe.training')"
+        " if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
