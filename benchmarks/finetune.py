@@ -67,7 +67,12 @@ def main() -> None:
         work = Path(tmp)
         gt = args.gt or from_git(args.repo, args.commit, work)
         pages = [p for p in find_xml_files([gt]) if not p.name.startswith(("htr-united", "."))]
-        usable = [(xml, page) for xml in pages if not (page := read_page(xml)).error]
+        usable, images = [], set()
+        for xml in pages:  # a scan under two XML files counts once (never on both sides)
+            page = read_page(xml)
+            if not page.error and page.image_path.resolve() not in images:
+                images.add(page.image_path.resolve())
+                usable.append((xml, page))
         usable.sort(key=lambda item: hashlib.sha1(f"{args.seed}:{item[0]}".encode()).hexdigest())
         train, held_out = usable[: args.train_pages], usable[args.train_pages :]
         held_out = held_out[: args.eval_pages or None]

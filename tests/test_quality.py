@@ -2,9 +2,8 @@
 
 Figures measured on this machine (rapidocr 3.10: its PP-OCRv6 detector and manuscribe's
 handwriting recogniser manuscribe-htr-latin-v1 with rapidocr's recogniser as a second opinion;
-200 dpi), recorded in docs/performance.md. A
-change that moves them by more than a few points fails here: a regression must be fixed, an
-improvement must update the figures.
+200 dpi), recorded in docs/performance.md. A change that moves them by more than a few points
+fails here: a regression must be fixed, an improvement must update the figures.
 """
 
 from __future__ import annotations
