@@ -20,13 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "handwriting"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def pick_pages(count: int) -> list[Path]:
-    pdfs = sorted(DATASET.glob("*.pdf"))
-    step = max(1, len(pdfs) // count)
-    return pdfs[::step][:count]
+from benchmarks.ocr_throughput import DATASET, pick_pages  # noqa: E402
 
 
 def measure(pdfs: list[Path], ocr_model: str, jobs: int) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -56,8 +57,6 @@ def train(
     started = {"lines": None, "time": None}
 
     def on_step(state) -> None:
-        import time
-
         if started["time"] is None:
             started["lines"], started["time"] = state.lines_seen, time.monotonic()
         elapsed = max(1e-6, time.monotonic() - started["time"])

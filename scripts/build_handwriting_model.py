@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from manuscribe.training.groundtruth import read_page  # noqa: E402
 from manuscribe.training.lines import LineStore, crop_lines  # noqa: E402
+from manuscribe.training.run import split_pages  # noqa: E402
 
 PAGES_TSV = ROOT.parent / "shared" / "datasets" / "htr-training" / "pages.tsv"
 WORK = ROOT / "work" / "htr"
@@ -68,15 +69,6 @@ def extract(git: Path, commit: str, path: str, target: Path) -> None:
         ["git", "--git-dir", str(git), "show", f"{commit}:{path}"], check=True, capture_output=True
     ).stdout
     target.write_bytes(data)
-
-
-def is_validation(page_id: str, collection_pages: list[str]) -> bool:
-    """A stable, seeded whole-page split: the same pages every rebuild."""
-    ranked = sorted(
-        collection_pages, key=lambda p: hashlib.sha1(f"{SEED}:{p}".encode()).hexdigest()
-    )
-    count = max(1, round(VAL_FRACTION * len(ranked))) if len(ranked) >= 4 else 0
-    return page_id in ranked[:count]
 
 
 def _crop(job: tuple) -> tuple[tuple, list, list[str], str | None]:
@@ -121,9 +113,10 @@ def split(samples: list) -> tuple[list, list]:
     by_collection: dict[str, set[str]] = {}
     for sample in samples:
         by_collection.setdefault(sample.collection, set()).add(sample.page)
-    val_pages = set()
-    for pages in by_collection.values():
-        val_pages |= {p for p in pages if is_validation(p, sorted(pages))}
+    val_pages: set[str] = set()
+    for pages in by_collection.values():  # collections of fewer than 4 pages stay whole
+        if len(pages) >= 4:
+            val_pages |= split_pages(sorted(pages), VAL_FRACTION, SEED)
     train = [s for s in samples if s.page not in val_pages]
     val = [s for s in samples if s.page in val_pages]
     return train, val

@@ -88,6 +88,29 @@ def _seed_row(char: str, old_index: dict[str, int]) -> int | None:
     return old_index.get(base) if base != char else None
 
 
+def remap_head(
+    weight: np.ndarray, bias: np.ndarray, old_classes: list[str], new_classes: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """An output layer ([hidden, classes] and [classes]) for `new_classes`: known columns kept,
+    new ones seeded from their base letter (é from e) or small noise with the lowest bias.
+    Returns the weight, the bias and the classes that were new."""
+    old_index = {c: i for i, c in enumerate(old_classes)}
+    rng = np.random.default_rng(0)
+    columns, biases, added = [], [], []
+    for char in new_classes:
+        row = old_index.get(char)
+        if row is None:
+            added.append(char)
+            row = _seed_row(char, old_index)
+        if row is None:
+            columns.append(rng.normal(0, 0.02, weight.shape[0]).astype(weight.dtype))
+            biases.append(bias.min())
+        else:
+            columns.append(weight[:, row])
+            biases.append(bias[row])
+    return np.stack(columns, axis=1), np.asarray(biases, dtype=bias.dtype), added
+
+
 def prepare_graph(
     model: onnx.ModelProto, charset: list[str]
 ) -> tuple[onnx.ModelProto, dict[str, list[str]]]:
@@ -120,21 +143,9 @@ def prepare_graph(
     if weight.shape[1] != len(old_classes):
         raise ValueError(f"head has {weight.shape[1]} classes, charset {len(old_classes)}")
     new_classes = ["<blank>", *charset, " "]
-    rng = np.random.default_rng(0)
-    columns, biases, added = [], [], []
-    for char in new_classes:
-        row = old_index.get(char)
-        if row is None:
-            added.append(char)
-            row = _seed_row(char, old_index)
-        if row is None:
-            columns.append(rng.normal(0, 0.02, weight.shape[0]).astype(weight.dtype))
-            biases.append(np.float32(bias.min()))
-        else:
-            columns.append(weight[:, row])
-            biases.append(bias[row])
-    weight_t.CopyFrom(numpy_helper.from_array(np.stack(columns, axis=1), weight_t.name))
-    bias_t.CopyFrom(numpy_helper.from_array(np.asarray(biases, dtype=bias.dtype), bias_t.name))
+    new_weight, new_bias, added = remap_head(weight, bias, old_classes, new_classes)
+    weight_t.CopyFrom(numpy_helper.from_array(new_weight, weight_t.name))
+    bias_t.CopyFrom(numpy_helper.from_array(new_bias, bias_t.name))
     del graph.value_info[:]
     out = graph.output[0].type.tensor_type.shape.dim
     out[-1].Clear()
@@ -234,28 +245,16 @@ def _load_weights(recognizer: LineRecognizer, model: onnx.ModelProto, path: Path
 def _resize_head(recognizer: LineRecognizer, charset: list[str]) -> dict[str, list[str]]:
     """Give the output layer one row per class of `charset`: known rows kept, new ones seeded
     from their base letter (or small noise, with a low bias)."""
-    old = {c: i for i, c in enumerate(recognizer.classes)}
+    old = set(recognizer.classes)
     new_classes = ["<blank>", *charset, " "]
-    count = len(old)
+    count = len(recognizer.classes)
     # the head is the graph's last MatMul and Add: the last parameters of these shapes
     weight = [p for p in recognizer.parameters() if p.dim() == 2 and p.shape[1] == count][-1]
     bias = [p for p in recognizer.parameters() if p.dim() == 1 and p.shape[0] == count][-1]
-    generator = torch.Generator().manual_seed(0)
-    columns, biases, added = [], [], []
-    with torch.no_grad():
-        for char in new_classes:
-            row = old.get(char)
-            if row is None:
-                added.append(char)
-                row = _seed_row(char, old)
-            if row is None:
-                columns.append(torch.randn(weight.shape[0], generator=generator) * 0.02)
-                biases.append(bias.min())
-            else:
-                columns.append(weight[:, row].clone())
-                biases.append(bias[row].clone())
-        weight.data = torch.stack(columns, dim=1)
-        bias.data = torch.stack(biases)
+    new_weight, new_bias, added = remap_head(
+        weight.detach().numpy(), bias.detach().numpy(), recognizer.classes, new_classes
+    )
+    weight.data, bias.data = torch.from_numpy(new_weight), torch.from_numpy(new_bias)
     recognizer.charset = list(charset)
     kept = [c for c in charset if c in old]
     return {"kept": kept, "added": added, "dropped": sorted(set(old) - set(new_classes))}
