@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 SCHEMA_VERSION = "1.0"
 
 BBox = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels
+Point = tuple[int, int]  # x, y in page pixels, the same space as BBox
 
 
 class Word(BaseModel):
@@ -22,10 +23,19 @@ class Word(BaseModel):
 
 
 class Line(BaseModel):
+    """One text line. `baseline` and `polygon` are set by engines that segment by baseline
+    (kraken); others leave them empty. When set, `bbox` should be the polygon's bounding box.
+
+    They are kept as the engine gave them: renderers clip them to the page and leave out a
+    baseline of fewer than 2 distinct points and a polygon of fewer than 3 (or with no area).
+    """
+
     bbox: BBox
     text: str
     confidence: float
     words: list[Word] = Field(default_factory=list)
+    baseline: list[Point] = Field(default_factory=list)  # polyline the letters sit on
+    polygon: list[Point] = Field(default_factory=list)  # outline, closed by convention
 
 
 class Correction(BaseModel):

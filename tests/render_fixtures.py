@@ -134,6 +134,24 @@ def two_column_page(number: int = 1) -> Page:
     return Page(number=number, width=A4[0], height=A4[1], dpi=DPI, blocks=[title, left, right])
 
 
+def outline(bbox: BBox) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(baseline, polygon) a baseline segmenter (kraken) might give for a line: a baseline that
+    sags in the middle, and a slanted six-point outline whose bounding box is `bbox`."""
+    x0, y0, x1, y1 = bbox
+    mid, height = (x0 + x1) // 2, y1 - y0
+    baseline = [(x0 + 2, y0 + height * 3 // 4), (mid, y0 + height * 4 // 5), (x1 - 2, y1 - 10)]
+    polygon = [(x0, y0 + 6), (mid, y0), (x1, y0 + 4), (x1, y1), (mid, y1 - 3), (x0, y1 - 6)]
+    return baseline, polygon
+
+
+def with_outlines(page: Page) -> Page:
+    """`page` with a baseline and a polygon on every line (their boxes unchanged)."""
+    for block in page.blocks:
+        for line in block.lines:
+            line.baseline, line.polygon = outline(line.bbox)
+    return page
+
+
 def document(pages: list[Page], *, name: str = "lettre.pdf", corrected: bool = True) -> Document:
     return Document(
         id="9f" * 32,
