@@ -23,6 +23,7 @@ from tests.render_fixtures import (
     japanese_document,
     mixed_document,
     two_column_page,
+    with_outlines,
 )
 from tests.requires import require_tool
 
@@ -97,8 +98,11 @@ def test_page_size_follows_dpi(tmp_path: Path) -> None:
     assert box == pytest.approx([0, 0, 595.2, 841.92])  # A4 in points
 
 
-def test_invisible_lines_sit_on_their_boxes(tmp_path: Path) -> None:
-    doc = document([two_column_page(1)])
+@pytest.mark.parametrize("outlines", [False, True], ids=["boxes", "with-polygons"])
+def test_invisible_lines_sit_on_their_boxes(outlines: bool, tmp_path: Path) -> None:
+    # A line's baseline and polygon change nothing here: its run spans its box.
+    page = two_column_page(1)
+    doc = document([with_outlines(page) if outlines else page])
     path = render_pdf(doc, tmp_path)
     html = pdftotext(path, "-bbox-layout")
     root = etree.fromstring(re.sub(r"<!DOCTYPE[^>]*>", "", html).encode())

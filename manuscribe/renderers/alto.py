@@ -22,8 +22,11 @@ from manuscribe.renderers.common import (
     correction_models,
     is_corrected,
     iso_language,
+    line_baseline,
+    line_polygon,
     line_texts,
     line_tokens,
+    points_text,
     xml_safe,
 )
 
@@ -139,7 +142,14 @@ class AltoRenderer:
                 continue  # an ALTO TextLine needs at least one String
             line_id = ids(f"{block_id}_l{n}", f"{block_id}_l{n}")
             line_box = clamp_bbox(line.bbox, page)
-            text_line = _el(element, "TextLine", ID=line_id, **_box(line_box))
+            geometry = _box(line_box)
+            baseline = line_baseline(line, page)
+            if baseline:  # ALTO 4.2+: a points list (4.0/4.1 had a single float)
+                geometry["BASELINE"] = points_text(baseline)
+            text_line = _el(element, "TextLine", ID=line_id, **geometry)
+            polygon = line_polygon(line, page)
+            if polygon:  # Shape comes first in a TextLine, before its Strings
+                _el(_el(text_line, "Shape"), "Polygon", POINTS=points_text(polygon))
             tokens = line_tokens(line, text)
             if not tokens:  # the correction emptied the line: keep its OCR reading
                 string = _el(text_line, "String", CONTENT="", **_box(line_box))

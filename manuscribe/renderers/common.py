@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from manuscribe.layout import union
-from manuscribe.model import BBox, Block, Document, Line, Page
+from manuscribe.model import BBox, Block, Document, Line, Page, Point
 
 # ISO 639-1 -> the language names of PAGE's LanguageSimpleType (2019-07-15).
 _PAGE_LANGUAGES = (
@@ -103,6 +103,50 @@ def clamp_bbox(bbox: BBox, page: Page) -> BBox:
     x0, x1 = min(max(x0, 0), width), min(max(x1, 0), width)
     y0, y1 = min(max(y0, 0), height), min(max(y1, 0), height)
     return x0, y0, x1, y1
+
+
+def _page_extent(page: Page, xs: list[int], ys: list[int]) -> tuple[int, int]:
+    width = page.width if page.width > 0 else max([*xs, 0])
+    height = page.height if page.height > 0 else max([*ys, 0])
+    return width, height
+
+
+def clamp_points(points: list[Point], page: Page) -> list[Point]:
+    """Points rounded and moved inside the page, a point repeating the one before it dropped."""
+    rounded = [(int(round(x)), int(round(y))) for x, y in points]
+    width, height = _page_extent(page, [p[0] for p in rounded], [p[1] for p in rounded])
+    result: list[Point] = []
+    for x, y in rounded:
+        point = (min(max(x, 0), width), min(max(y, 0), height))
+        if not result or result[-1] != point:
+            result.append(point)
+    return result
+
+
+def line_baseline(line: Line, page: Page) -> list[Point]:
+    """The line's baseline inside the page; empty when it has fewer than 2 distinct points."""
+    points = clamp_points(line.baseline, page)
+    return points if len(points) >= 2 else []
+
+
+def line_polygon(line: Line, page: Page) -> list[Point]:
+    """The line's outline inside the page, without a repeated closing point; empty when it has
+    fewer than 3 distinct points or encloses no area (all points on one line)."""
+    points = clamp_points(line.polygon, page)
+    if len(points) > 1 and points[0] == points[-1]:
+        points.pop()
+    if len(points) < 3:
+        return []
+    twice_area = sum(
+        x0 * y1 - x1 * y0
+        for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True)
+    )
+    return points if twice_area != 0 else []
+
+
+def points_text(points: list[Point]) -> str:
+    """`x1,y1 x2,y2 ...`: the points format of PAGE and of ALTO's PointsType."""
+    return " ".join(f"{x},{y}" for x, y in points)
 
 
 def confidence(value: float) -> float:

@@ -25,9 +25,12 @@ from manuscribe.renderers.common import (
     clamp_bbox,
     confidence,
     is_corrected,
+    line_baseline,
+    line_polygon,
     line_texts,
     line_tokens,
     page_language,
+    points_text,
     xml_safe,
 )
 
@@ -166,10 +169,13 @@ class PageXmlRenderer:
             line_id = ids(f"{region_id}_l{n}", f"{region_id}_l{n}")
             box = clamp_bbox(line.bbox, page)
             element = _el(parent=region, tag="TextLine", id=line_id)
-            _el(element, "Coords", points=_points(box))
-            # The model has no baseline: this one is estimated at 80 % of the line height.
-            baseline_y = box[1] + round((box[3] - box[1]) * 0.8)
-            _el(element, "Baseline", points=f"{box[0]},{baseline_y} {box[2]},{baseline_y}")
+            polygon = line_polygon(line, page)
+            _el(element, "Coords", points=points_text(polygon) if polygon else _points(box))
+            baseline = line_baseline(line, page)
+            if not baseline:  # the engine gave none: estimate one at 80 % of the line height
+                baseline_y = box[1] + round((box[3] - box[1]) * 0.8)
+                baseline = [(box[0], baseline_y), (box[2], baseline_y)]
+            _el(element, "Baseline", points=points_text(baseline))
             if line.words:
                 for k, token in enumerate(line_tokens(line, text), start=1):
                     word = _el(element, "Word", id=ids(f"{line_id}_w{k}", f"{line_id}_w{k}"))
