@@ -122,6 +122,28 @@ def test_view_without_scan_still_draws_the_boxes():
     assert not tree.xpath("//img") and tree.xpath("//div[@class='frame noscan']/svg/rect")
 
 
+def test_lines_with_a_polygon_are_drawn_as_their_outline():
+    document = rf.french_document()
+    page = document.pages[0]
+    rf.with_outlines(page)
+    plain = page.blocks[1].lines[1]
+    plain.polygon = [(120, 500), (900, 560)]  # degenerate: drawn by its box
+    html = files_of(document)[f"report/docs/{document_slug(document.name)}/p0001.html"].decode()
+    svg = lxml.html.fromstring(html).xpath("//div[contains(@class, 'frame')]/svg")[0]
+    shapes = [el for el in svg if "box" in el.get("class", "").split()]
+    assert [el.get("data-line") for el in shapes] == ["L1", "L2", "L3", "L4"]
+    assert [el.tag for el in shapes] == ["polygon", "polygon", "polygon", "rect"]
+    lines = [ln for b in page.blocks for ln in b.lines]
+    for element, line in zip(shapes[:3], lines, strict=False):
+        drawn = [tuple(int(v) for v in p.split(",")) for p in element.get("points").split()]
+        assert drawn == line.polygon
+        assert element.get("data-conf") and "q9" in element.get("class")
+        assert element.find("title").text.startswith(element.get("data-line") + " · ")
+    x0, y0, x1, y1 = plain.bbox
+    rect = shapes[3]
+    assert [int(rect.get(k)) for k in ("x", "y", "width", "height")] == [x0, y0, x1 - x0, y1 - y0]
+
+
 def test_scans_are_rendered_one_page_at_a_time():
     document = rf.document([rf.french_page(n) for n in range(1, 6)])
     calls: list[int] = []

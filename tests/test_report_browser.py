@@ -67,6 +67,9 @@ def corrected_document(real: Document) -> Document:
     lines = first.text.split("\n")
     lines[0] = "Corrigé " + lines[0]
     first.correction = Correction(text="\n".join(lines), status="applied", model="tiny-fr")
+    x0, y0, x1, y1 = first.lines[0].bbox  # a slanted outline, as kraken gives, on L1
+    quarter = (y1 - y0) // 4
+    first.lines[0].polygon = [(x0, y0 + quarter), (x1, y0), (x1, y1 - quarter), (x0, y1)]
     hostile = page.blocks[-1]
     hostile.lines[0] = Line(bbox=hostile.lines[0].bbox, text=HOSTILE, confidence=0.05)
     hostile.text = "\n".join(line.text for line in hostile.lines)
@@ -181,7 +184,7 @@ def test_drawn_boxes_match_the_json_boxes(visit, out, name):
     assert page.locator(".frame img").get_attribute("loading") == "lazy"
     drawn = page.evaluate(
         """() => { const r = document.querySelector('.frame img').getBoundingClientRect();
-        return [...document.querySelectorAll('rect.box')].map(el => {
+        return [...document.querySelectorAll('svg .box')].map(el => {
           const b = el.getBoundingClientRect();
           return [el.dataset.line, b.left - r.left, b.top - r.top, b.right - r.left,
                   b.bottom - r.top, r.width, r.height]; }); }"""
@@ -191,6 +194,9 @@ def test_drawn_boxes_match_the_json_boxes(visit, out, name):
     for (_, *box, width, height), item in zip(drawn, lines, strict=True):
         sx, sy = width / page_model.width, height / page_model.height
         x0, y0, x1, y1 = clamp_bbox(item.line.bbox, page_model)
+        if item.line.polygon:  # drawn as its outline: compare the outline's bounds
+            xs, ys = [p[0] for p in item.line.polygon], [p[1] for p in item.line.polygon]
+            x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
         expected = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
         assert max(abs(a - b) for a, b in zip(box, expected, strict=True)) <= 2, item.id
     texts = page.locator("li.line .t").all_text_contents()
@@ -212,6 +218,29 @@ def test_selecting_a_line_highlights_both_sides(visit, out):
     assert selected.count() == 1 and "low" in selected.get_attribute("class")
     page.keyboard.press("Escape")
     assert page.locator("li.line.sel").count() == 0
+    visit.check_clean()
+
+
+def test_a_line_polygon_is_drawn_as_its_outline_and_links_to_its_text(visit, out):
+    document = Document.model_validate_json((out / "zz_corrected.json").read_bytes())
+    line = document.pages[0].blocks[0].lines[0]
+    page = visit.open(page_url(out, "zz_corrected"))
+    assert page.locator("svg polygon.box").count() == 1
+    polygon = page.locator('polygon.box[data-line="L1"]')
+    drawn = [tuple(int(v) for v in p.split(",")) for p in polygon.get_attribute("points").split()]
+    assert drawn == line.polygon
+    assert page.locator('rect.box[data-line="L1"]').count() == 0  # the outline, not the box
+    assert page.locator('rect.box[data-line="L2"]').count() == 1  # other lines: their box
+    polygon.hover()
+    assert "hl" in page.locator("li#L1").get_attribute("class")
+    page.locator("li#L2").click()
+    polygon.click()
+    assert "sel" in page.locator("li#L1").get_attribute("class")
+    assert "sel" in polygon.get_attribute("class")
+    # The click focuses it; no focus ring, which would draw its bounding box around it.
+    assert polygon.evaluate("el => getComputedStyle(el).outlineStyle") == "none"
+    assert page.url.endswith("#L1")
+    visit.shot("line-polygon")
     visit.check_clean()
 
 

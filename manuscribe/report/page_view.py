@@ -2,6 +2,7 @@
 
 Boxes are drawn in an SVG whose viewBox is the page in pixels (the model's coordinates) laid
 exactly over the downscaled scan, so they scale with the image whatever its size on screen.
+A line with a polygon (from a baseline segmenter such as kraken) is drawn as that outline instead.
 All text from the model is escaped here; the page's script only ever sets `textContent`.
 """
 
@@ -11,7 +12,13 @@ from dataclasses import dataclass
 from html import escape
 
 from manuscribe.model import Block, Document, Line, Page
-from manuscribe.renderers.common import clamp_bbox, confidence, line_texts
+from manuscribe.renderers.common import (
+    clamp_bbox,
+    confidence,
+    line_polygon,
+    line_texts,
+    points_text,
+)
 from manuscribe.report.diff import diff_html
 from manuscribe.report.truth import PageTruth
 
@@ -129,13 +136,19 @@ def _scan(page: Page, lines: list[ViewLine], links: PageLinks, truth: PageTruth 
     width, height = max(page.width, 1), max(page.height, 1)
     shapes = []
     for item in lines:
-        x0, y0, x1, y1 = clamp_bbox(item.line.bbox, page)
-        tip = f"{item.id} · {item.confidence:.2f} · {item.text}"
-        shapes.append(
-            f'<rect class="box {_classes(item, truth)}" data-line="{item.id}" '
-            f'data-conf="{item.confidence}" x="{x0}" y="{y0}" width="{x1 - x0}" '
-            f'height="{y1 - y0}"><title>{_e(tip)}</title></rect>'
+        tip = _e(f"{item.id} · {item.confidence:.2f} · {item.text}")
+        common = (
+            f'class="box {_classes(item, truth)}" data-line="{item.id}" '
+            f'data-conf="{item.confidence}"'
         )
+        polygon = line_polygon(item.line, page)
+        if polygon:
+            shape = f'<polygon {common} points="{points_text(polygon)}">'
+        else:
+            x0, y0, x1, y1 = clamp_bbox(item.line.bbox, page)
+            shape = f'<rect {common} x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}">'
+        tag = "polygon" if polygon else "rect"
+        shapes.append(f"{shape}<title>{tip}</title></{tag}>")
     if truth is not None:
         for n, gt in enumerate(truth.lines):
             x0, y0, x1, y1 = gt.bbox

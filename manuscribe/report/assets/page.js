@@ -22,7 +22,7 @@
     (byLine[id] || []).forEach(function (el) { el.classList.toggle(cls, on); });
   }
   function textOf(id) { return document.getElementById(id); }
-  function boxOf(id) { return (byLine[id] || []).filter(function (el) { return el.tagName.toLowerCase() === "rect"; })[0]; }
+  function boxOf(id) { return (byLine[id] || []).filter(function (el) { return el.classList.contains("box"); })[0]; }
 
   function select(id, scroll) {
     if (selected) mark(selected, "sel", false);
