@@ -7,7 +7,7 @@ APT_RUNTIME = poppler-utils
 APT_TEST = redis-server tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng tesseract-ocr-deu \
 	libtesseract-dev libleptonica-dev pkg-config poppler-utils docker-compose fonts-dejavu-core \
 	chromium
-PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose,train
+PIP_TEST_EXTRAS = dev,tesseract,llm,llamacpp,openai,aspose,train,kraken
 # llama-cpp-python builds llama.cpp from source. Its default -march=native build uses AMX on CPUs
 # that advertise it, and AMX instructions die with SIGILL on the project's machines (VMs): build
 # for a portable x86-64 (AVX2) instead.

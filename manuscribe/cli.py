@@ -61,6 +61,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     engine: opt.Engine = None,
     ocr_model: opt.OcrModel = None,
+    seg_model: opt.SegModel = None,
     corrector: opt.Corrector = None,
     model: opt.Model = None,
     lang: opt.Lang = None,
@@ -77,6 +78,7 @@ def run(
         settings = opt.settings_from_flags(
             engine=engine,
             ocr_model=ocr_model,
+            seg_model=seg_model,
             corrector=corrector,
             model=model,
             lang=lang,

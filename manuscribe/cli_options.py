@@ -13,7 +13,7 @@ import typer
 from manuscribe.renderers import parse_formats
 from manuscribe.settings import Settings, load_settings
 
-Engine = Annotated[str | None, typer.Option(help="rapidocr | tesseract | aspose-cloud")]
+Engine = Annotated[str | None, typer.Option(help="rapidocr | tesseract | aspose-cloud | kraken")]
 Corrector = Annotated[
     str | None, typer.Option(help="auto | none | transformers | llamacpp | openai")
 ]
@@ -21,7 +21,15 @@ OcrModel = Annotated[
     str | None,
     typer.Option(
         "--ocr-model",
-        help="rapidocr's recogniser: default | ppocr | PATH.onnx (from manuscribe train).",
+        help="Line recogniser: default | ppocr | PATH.onnx (from manuscribe train); with "
+        "--engine kraken also a kraken model: PATH.mlmodel | PATH.safetensors | doi:DOI.",
+    ),
+]
+SegModel = Annotated[
+    str | None,
+    typer.Option(
+        "--seg-model",
+        help="kraken's segmentation model (--engine kraken): PATH; default: the bundled blla.",
     ),
 ]
 Model = Annotated[str | None, typer.Option(help="Corrector model id or local path.")]

@@ -61,8 +61,12 @@ class Settings(BaseSettings):
 
     # recognition
     engine: str = "rapidocr"
-    # rapidocr's recogniser: default | ppocr | PATH | storage:KEY (see engines/rec_models.py)
+    # the line recogniser: default | ppocr | PATH | storage:KEY (see engines/rec_models.py);
+    # with engine=kraken also a kraken model: PATH.mlmodel | PATH.safetensors | doi:DOI
     ocr_model: str = "default"
+    # kraken's segmentation model: "" = the baseline model kraken ships (blla) | PATH | storage:KEY
+    seg_model: str = ""
+    kraken_device: str = "cpu"  # where kraken's networks run: cpu | cuda | cuda:N
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
     dpi: int = 200

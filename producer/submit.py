@@ -106,16 +106,18 @@ def _prepare(label: str, name: str, opener: Opener, storage: Storage, max_mb: in
     }
 
 
-def _share_ocr_model(spec: str, storage) -> str:
-    """A local OCR model file is uploaded once (by content hash) so every worker can fetch it;
-    the job then names it by storage key."""
+def _share_ocr_model(spec: str, storage, flag: str = "--ocr-model") -> str:
+    """A local model file (OCR or segmentation) is uploaded once (by content hash) so every
+    worker can fetch it; the job then names it by storage key. Names that every worker resolves
+    itself (`default`, `ppocr`, `doi:...`, an empty setting, a storage key) pass through."""
     from manuscribe.engines import rec_models
 
-    if spec in ("default", "ppocr") or spec.startswith(rec_models.STORAGE_PREFIX):
+    passthrough = ("default", "ppocr", "doi:", rec_models.STORAGE_PREFIX)
+    if not spec or spec in passthrough or spec.startswith(passthrough):
         return spec
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise SubmitError(f"--ocr-model {spec}: no such file")
+        raise SubmitError(f"{flag} {spec}: no such file")
     key = rec_models.storage_key_for(path)
     if not storage.exists(key):
         storage.put(key, path.read_bytes())
@@ -144,6 +146,7 @@ def submit(
     state.r.ping()  # fail before uploading anything if the broker is unreachable
     options = job_options(settings)
     options["ocr_model"] = _share_ocr_model(settings.ocr_model, storage)
+    options["seg_model"] = _share_ocr_model(settings.seg_model, storage, "--seg-model")
     if force_correct_queue:
         options["force_correct_queue"] = True
     found = list(iter_inputs(inputs, settings.s3_endpoint_url))  # names only, not contents

@@ -45,6 +45,21 @@ def resolve_args(text: str, args: dict[str, str]) -> str:
     )
 
 
+def test_cpu_image_installs_the_kraken_extra_with_its_pinned_torch():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["kraken"]
+    pins = dict(d.split("==") for d in extra if "==" in d)
+    text = DOCKERFILES[0].read_text()
+    assert "kraken" in text.split('pip install -e ".[', 1)[1].split("]", 1)[0]
+    assert f"ARG TORCH_VERSION={pins['torch']}" in text, "CPU image and kraken extra: torch"
+    assert f"ARG TORCHVISION_VERSION={pins['torchvision']}" in text, "... and torchvision"
+    assert "download.pytorch.org/whl/cpu" in text  # the CPU build, not PyPI's CUDA one
+    # every extra that names torch pins the same release
+    torches = {d for deps in pyproject["project"]["optional-dependencies"].values() for d in deps
+               if d.startswith("torch==")}  # fmt: skip
+    assert len(torches) == 1, torches
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_basics(path):
     instructions = dockerfile_instructions(path)

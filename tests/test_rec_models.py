@@ -85,7 +85,8 @@ def test_second_opinion_keeps_the_more_confident_reading_of_each_line(dataset):
 
 def test_reading_with_the_shipped_model_needs_no_torch():
     """CPU OCR workers run the recogniser in onnxruntime: the CLI, the pipeline, the worker
-    tasks and the engine import neither torch nor the training code."""
+    tasks and the rapidocr and tesseract engines import neither torch, kraken nor the training
+    code."""
     import subprocess
     import sys
 
@@ -94,8 +95,9 @@ def test_reading_with_the_shipped_model_needs_no_torch():
         "from manuscribe.engines import create_engine\n"
         "from manuscribe.settings import load_settings\n"
         "create_engine('rapidocr', load_settings())\n"
-        "print(sorted(m for m in ('torch', 'onnx', 'onnx2torch', 'manuscribe.training')"
-        " if m in sys.modules))\n"
+        "create_engine('tesseract', load_settings())\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'kraken', 'onnx', 'onnx2torch',"
+        " 'manuscribe.training', 'manuscribe.engines.kraken_engine') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

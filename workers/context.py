@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 JOB_OPTIONS = (
     "engine",
     "ocr_model",
+    "seg_model",
     "ocr_second_opinion",
     "corrector",
     "model",
@@ -54,11 +55,11 @@ JOB_OPTIONS = (
     "gguf_file",
     "formats",
 )
-ENGINE_OPTIONS = ("engine", "ocr_model", "ocr_second_opinion", "tesseract_lang")
+ENGINE_OPTIONS = ("engine", "ocr_model", "seg_model", "ocr_second_opinion", "tesseract_lang")
 CORRECTOR_OPTIONS = tuple(
     o
     for o in JOB_OPTIONS
-    if o not in ("dpi", "formats", "engine", "ocr_model", "ocr_second_opinion")
+    if o not in ("dpi", "formats", "engine", "ocr_model", "seg_model", "ocr_second_opinion")
 )
 
 

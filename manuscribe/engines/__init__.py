@@ -9,7 +9,7 @@ from manuscribe.engines.base import EngineError, Hints, OcrEngine, PageResult
 if TYPE_CHECKING:
     from manuscribe.settings import Settings
 
-ENGINES = ("rapidocr", "tesseract", "aspose-cloud")
+ENGINES = ("rapidocr", "tesseract", "aspose-cloud", "kraken")
 
 
 def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
@@ -36,7 +36,37 @@ def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
         from manuscribe.engines.aspose_cloud import AsposeCloudEngine
 
         return AsposeCloudEngine.from_settings(settings)
+    if name == "kraken":
+        return _kraken_engine(settings, storage)
     raise EngineError(f"unknown OCR engine {name!r}; choose one of: {', '.join(ENGINES)}")
+
+
+def _kraken_engine(settings: Settings, storage) -> OcrEngine:
+    """kraken segmentation; a kraken recogniser when `ocr_model` names one, else the project's
+    recogniser (through rapidocr) reads kraken's line images."""
+    from manuscribe.engines import rec_models
+    from manuscribe.engines.kraken_engine import KrakenEngine, is_kraken_model, resolve_model
+    from manuscribe.engines.rapidocr_engine import RapidOcrEngine
+
+    cache = rec_models_cache(settings)
+    seg = resolve_model(settings.seg_model, storage, cache) if settings.seg_model else None
+    rec = reader = None
+    if is_kraken_model(settings.ocr_model):
+        rec = resolve_model(settings.ocr_model, storage, cache)
+    else:
+        model = rec_models.resolve(settings.ocr_model, storage, cache)
+        reader = RapidOcrEngine(
+            threads=settings.effective_threads,
+            rec_model=model,
+            second_opinion=settings.ocr_second_opinion,
+        )
+    return KrakenEngine(
+        seg_model=seg,
+        rec_model=rec,
+        reader=reader,
+        threads=settings.effective_threads,
+        device=settings.kraken_device,
+    )
 
 
 def rec_models_cache(settings: Settings):

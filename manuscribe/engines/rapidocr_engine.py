@@ -114,5 +114,26 @@ class RapidOcrEngine:
             for (text, score), text2, score2 in zip(readings, other.txts, other.scores, strict=True)
         ]
 
+    def read_crops(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+        """(text, confidence) for line images another engine cut out (kraken's dewarped lines),
+        with the same recogniser and second opinion as rapidocr's own lines."""
+        from rapidocr.utils.load_image import LoadImage
+
+        if not crops:
+            return []
+        load = LoadImage()
+        pixels = [load(crop.convert("RGB")) for crop in crops]
+        first = self._ocr.recognize_txt(pixels)
+        readings = list(zip(first.txts, first.scores, strict=True))
+        if self._second is not None:
+            other = self._second.recognize_txt(pixels)
+            readings = [
+                (text2, score2) if score2 > score else (text, score)
+                for (text, score), text2, score2 in zip(
+                    readings, other.txts, other.scores, strict=True
+                )
+            ]
+        return [(" ".join(str(t).split()), round(float(c), 4)) for t, c in readings]
+
     def close(self) -> None:
         self._ocr = None

@@ -76,23 +76,34 @@ def resolve(spec: str | None, storage=None, cache_dir: Path | None = None) -> Re
     if spec == "ppocr":
         return RecModel(spec=spec, path=None, name="PP-OCRv6_rec_small", sha256="")
     if spec.startswith(STORAGE_PREFIX):
-        key = spec[len(STORAGE_PREFIX) :]
-        if storage is None:
-            raise EngineError(f"OCR model {spec!r}: no storage to fetch it from")
-        cache = cache_dir or Path.home() / ".cache" / "manuscribe" / "models"
-        target = cache / key.replace("/", "_")
-        if not target.is_file():
-            if not storage.exists(key):
-                raise EngineError(f"OCR model {spec!r}: key {key} is not in the storage")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-            tmp.write_bytes(storage.get(key))
-            os.replace(tmp, target)
-        return _identify(spec, target)
+        return _identify(spec, fetch_from_storage(spec, storage, cache_dir))
     return _identify(spec, Path(spec).expanduser())
 
 
-def storage_key_for(path: Path) -> str:
-    """Where `manuscribe submit` puts a local model so every worker can fetch it."""
+def fetch_from_storage(spec: str, storage, cache_dir: Path | None = None) -> Path:
+    """`storage:<key>` -> a local file, fetched once into the worker's cache (named by key)."""
+    key = spec[len(STORAGE_PREFIX) :]
+    if storage is None:
+        raise EngineError(f"model {spec!r}: no storage to fetch it from")
+    cache = cache_dir or Path.home() / ".cache" / "manuscribe" / "models"
+    target = cache / key.replace("/", "_")
+    if not target.is_file():
+        if not storage.exists(key):
+            raise EngineError(f"model {spec!r}: key {key} is not in the storage")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        tmp.write_bytes(storage.get(key))
+        os.replace(tmp, target)
+    return target
+
+
+def file_identity(path: Path) -> str:
+    """The sha256 of a model file (cached by size and mtime)."""
     stat = path.stat()
-    return f"models/{file_sha256(path, stat.st_size, stat.st_mtime)}.onnx"
+    return file_sha256(path, stat.st_size, stat.st_mtime)
+
+
+def storage_key_for(path: Path) -> str:
+    """Where `manuscribe submit` puts a local model so every worker can fetch it; the suffix
+    stays, since it says which loader reads the file (.onnx, kraken's .mlmodel/.safetensors)."""
+    return f"models/{file_identity(path)}{path.suffix.lower() or '.bin'}"
