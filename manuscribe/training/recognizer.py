@@ -45,7 +45,18 @@ def import_onnx2torch():
         stub.ops = ops
         sys.modules["torchvision"], sys.modules["torchvision.ops"] = stub, ops
     from onnx2torch import convert
+    from onnx2torch.utils import common
 
+    # onnx2torch asks `torch.onnx.symbolic_helper` for the export's opset; once torchvision has
+    # imported torch's backward-compatibility module of that name (torch 2.14), the name lacks
+    # GLOBALS and exporting a converted Shape fails: point it at the exporter's own module
+    if not hasattr(common.symbolic_helper, "GLOBALS"):
+        try:
+            from torch.onnx._internal.torchscript_exporter import symbolic_helper
+        except ImportError:  # an older torch: nothing to repair
+            pass
+        else:
+            common.symbolic_helper = symbolic_helper
     return convert
 
 
