@@ -38,7 +38,20 @@ from manuscribe.training.recognizer import (  # noqa: E402
     load_recognizer,
     onnx_charset,
 )
-from manuscribe.training.trainer import TrainConfig, Trainer, to_batch  # noqa: E402
+from manuscribe.training.split import (  # noqa: E402
+    OnnxBackbone,
+    backbone_modules,
+    split_node,
+    stage_inputs,
+    tail_module,
+)
+from manuscribe.training.trainer import (  # noqa: E402
+    TrainConfig,
+    Trainer,
+    _legacy_optimizer_params,
+    freeze_backbone,
+    to_batch,
+)
 
 PAGES = ["poilus_AD78_0005-1", "mss19_louise-michel_img22", "stanford_lettre75"]
 
@@ -169,3 +182,63 @@ def test_manuscribe_train_writes_a_model_the_engine_reads_with(dataset, tmp_path
     resumed = subprocess.run([*command[:-6], "--epochs", "0.6", "--resume"],
                              capture_output=True, text=True, timeout=900)  # fmt: skip
     assert "resumed from" in resumed.stdout, resumed.stdout + resumed.stderr
+
+
+@pytest.mark.parametrize("stages", [0, 1, 2])
+def test_frozen_front_in_onnxruntime_and_trainable_tail_give_the_full_model(line_store, stages):
+    charset = sorted({c for s in line_store.samples() for c in s.text} - {" "})
+    recognizer, _ = load_recognizer(None, charset, stretch=1.5)
+    assert len(stage_inputs(recognizer.body)) == 2  # PP-OCRv6 small: two stride-(2, 1) stages
+    with pytest.raises(ValueError, match="2 stages"):
+        split_node(recognizer.body, 3)
+    freeze_backbone(recognizer, stages)
+    front, tail = OnnxBackbone(recognizer, threads=2, trainable_stages=stages), None
+    tail = tail_module(recognizer, stages)
+    # exactly what the tail computes trains: nothing of the front (its bias constants neither)
+    trainable = {id(p) for p in recognizer.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in tail.parameters()}
+    batch, _ = to_batch([line_store.load(s) for s in line_store.samples()[:2]], 1.5)
+    recognizer.eval()
+    with torch.no_grad():
+        full, split = recognizer(batch), tail(front(batch))
+    assert split.shape == full.shape and (split - full).abs().max() < 1e-3
+
+
+def test_resume_with_more_stages_trainable_keeps_what_optimizer_state_it_can(tmp_path, line_store):
+    samples = line_store.samples()[:8]
+    charset = sorted({c for s in line_store.samples() for c in s.text} - {" "})
+    config = TrainConfig(out=tmp_path / "m.onnx", epochs=1, batch_size=4, warmup_steps=1,
+                         eval_every=100, augment=False, threads=2)  # fmt: skip
+    first = Trainer(load_recognizer(None, charset, 1.5)[0], line_store, samples, samples[:2],
+                    config, log=lambda _: None)  # fmt: skip
+    first.train()
+    lines = []
+    config.trainable_stages, config.epochs = 1, 2
+    config.warmup_steps = 20
+    again = Trainer(load_recognizer(None, charset, 1.5)[0], line_store, samples, samples[:2],
+                    config, log=lines.append)  # fmt: skip
+    assert again.resume()
+    rebuilt = next(line for line in lines if line.startswith("optimizer rebuilt"))
+    kept = len(first.param_names)  # the neck and head keep their moments; the stage starts fresh
+    assert f"{kept} tensors keep their state" in rebuilt and "warm-up restarts" in rebuilt
+    assert again.state.warmup_from == first.state.step and again._lr() < 0.1 * config.lr
+    state = again.train()
+    assert state.lines_seen == 16
+    # the checkpoint is one the build script exports, as any other
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_handwriting_model.py"
+    out = tmp_path / "exported.onnx"
+    subprocess.run([sys.executable, str(script), "export", str(again.checkpoints / "last.pt"),
+                    "--out", str(out)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    assert rec_models.resolve(str(out)).sha256
+
+
+def test_checkpoints_from_before_named_optimizer_parameters_map_by_name():
+    recognizer, _ = load_recognizer(None, list("abc"), stretch=1.5)
+    for name in backbone_modules(recognizer):  # as freeze="backbone" froze before
+        for param in recognizer.body.get_submodule(name).parameters():
+            param.requires_grad_(False)
+    old = [name for name, p in recognizer.named_parameters() if p.requires_grad]
+    assert _legacy_optimizer_params(recognizer, len(old)) == old
+    everything = [name for name, _ in recognizer.named_parameters()]
+    assert _legacy_optimizer_params(recognizer, len(everything)) == everything
+    assert _legacy_optimizer_params(recognizer, 7) is None

@@ -4,6 +4,10 @@ One loop serves `manuscribe train` and the script that rebuilds the shipped mode
 lines (optionally weighted, e.g. to balance collections), batches them by width, evaluates on
 whole held-out pages every `eval_every` lines, keeps the best model as ONNX, and checkpoints so an
 interrupted run resumes where it stopped. Checkpoints hold model, optimiser, random state, counters.
+
+What trains: `freeze="backbone"` trains the SVTR neck and the head, plus the backbone's last
+`trainable_stages` stages (0 by default; see manuscribe.training.split); `freeze="none"` trains
+everything.
 """
 
 from __future__ import annotations
@@ -24,14 +28,8 @@ from torch import nn
 
 from manuscribe.training.augment import augment_line
 from manuscribe.training.lines import LineSample, LineStore
-from manuscribe.training.recognizer import (
-    BLANK,
-    LineRecognizer,
-    OnnxBackbone,
-    backbone_modules,
-    export_onnx,
-    neck_and_head,
-)
+from manuscribe.training.recognizer import BLANK, LineRecognizer, export_onnx
+from manuscribe.training.split import OnnxBackbone, backbone_modules, freeze_front, tail_module
 
 FRAME_STRIDE = 8  # input columns per output frame of the PP-OCR recogniser
 
@@ -45,6 +43,7 @@ class TrainConfig:
     lr: float = 3e-4
     warmup_steps: int = 100
     freeze: str = "backbone"  # "backbone" (train neck + head), "none"
+    trainable_stages: int = 0  # with freeze="backbone": the backbone's last N stages train too
     eval_every: int = 2000  # lines between validations
     max_val_lines: int = 600  # per validation; the final one uses all
     augment: bool = True
@@ -60,6 +59,7 @@ class TrainState:
     lines_seen: int = 0
     best_cer: float = float("inf")
     history: list[dict] = field(default_factory=list)
+    warmup_from: int = 0  # the step the learning-rate warm-up (re)started at
 
 
 def pick_device(name: str) -> torch.device:
@@ -92,14 +92,23 @@ def greedy_decode(logits: torch.Tensor, classes: list[str], frames: torch.Tensor
     return texts
 
 
-def freeze_backbone(recognizer: LineRecognizer) -> list[str]:
-    """Freeze the backbone (PP-HGNet, up to its final pooling); the neck (SVTR blocks) and the
-    head stay trainable. Returns the frozen module names."""
-    names = backbone_modules(recognizer)
-    for name in names:
-        for param in recognizer.body.get_submodule(name).parameters():
-            param.requires_grad_(False)
-    return names
+def freeze_backbone(recognizer: LineRecognizer, trainable_stages: int = 0) -> list[str]:
+    """Freeze the backbone (PP-HGNet, up to its final pooling) but its last `trainable_stages`
+    stages; those, the neck (SVTR blocks) and the head stay trainable. Returns the frozen module
+    names."""
+    return freeze_front(recognizer, trainable_stages)
+
+
+def _legacy_optimizer_params(recognizer: LineRecognizer, count: int) -> list[str] | None:
+    """The parameters, in order, of a checkpoint's optimiser from before checkpoints named them:
+    all of them (freeze="none"), or all but the backbone modules' (freeze="backbone", which left
+    the backbone's bias constants in the optimiser, untouched on a CPU)."""
+    names = [name for name, _ in recognizer.named_parameters()]
+    if count == len(names):
+        return names
+    frozen = {f"body.{module}." for module in backbone_modules(recognizer)}
+    legacy = [n for n in names if not any(n.startswith(prefix) for prefix in frozen)]
+    return legacy if count == len(legacy) else None
 
 
 class Trainer:
@@ -121,16 +130,28 @@ class Trainer:
         self.device = pick_device(config.device)
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        self.frozen = freeze_backbone(recognizer) if config.freeze == "backbone" else []
+        if config.freeze not in ("backbone", "none"):
+            raise ValueError(f"freeze={config.freeze!r}: unknown")
+        if config.trainable_stages and config.freeze != "backbone":
+            raise ValueError("trainable_stages is for freeze='backbone' (freeze='none' trains all)")
+        stages = config.trainable_stages
+        self.frozen = freeze_backbone(recognizer, stages) if config.freeze == "backbone" else []
+        # BatchNorm in the trainable stages keeps its statistics (eval mode, like the frozen
+        # part): batches are small (16) and of mixed widths, so their statistics are noisy. (The
+        # PP-OCR backbone has BatchNorm folded into its convolutions; the neck's three do train.)
+        trainable = set(backbone_modules(recognizer)) - set(self.frozen) if self.frozen else ()
+        self.fixed = self.frozen + [name for name in sorted(trainable) if isinstance(
+            recognizer.body.get_submodule(name), nn.modules.batchnorm._BatchNorm)]  # fmt: skip
         self.model.to(self.device)
-        # on a CPU the frozen backbone runs in onnxruntime and only the neck and head in PyTorch
+        # on a CPU the frozen front runs in onnxruntime and only the rest in PyTorch
         self.backbone = self.tail = None
         if self.frozen and self.device.type == "cpu":
-            self.backbone = OnnxBackbone(recognizer, config.threads)
-            self.tail = neck_and_head(recognizer)
+            self.backbone = OnnxBackbone(recognizer, config.threads, stages)
+            self.tail = tail_module(recognizer, stages)
         self.index = {c: i for i, c in enumerate(recognizer.classes)}
-        params = [p for p in recognizer.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+        named = [(n, p) for n, p in recognizer.named_parameters() if p.requires_grad]
+        self.param_names = [name for name, _ in named]
+        self.optimizer = torch.optim.AdamW([p for _, p in named], lr=config.lr, weight_decay=1e-4)
         self.ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True, reduction="mean")
         self.state = TrainState()
         self.rng = random.Random(config.seed)
@@ -142,6 +163,7 @@ class Trainer:
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_params": self.param_names,
             "state": asdict(self.state),
             "rng": self.rng.getstate(),
             "charset": self.model.charset,
@@ -159,11 +181,42 @@ class Trainer:
         if payload["charset"] != self.model.charset:
             raise ValueError(f"{path}: checkpoint charset differs from the model's")
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.backbone is not None:  # the onnxruntime front is a copy of the weights
+            self.backbone = OnnxBackbone(self.model, self.config.threads,
+                                         self.config.trainable_stages)  # fmt: skip
         self.state = TrainState(**payload["state"])
         self.rng.setstate(payload["rng"])
         self.log(f"resumed from {path}: {self.state.lines_seen} lines seen")
+        self._load_optimizer(payload)
         return True
+
+    def _load_optimizer(self, payload: dict) -> None:
+        """The checkpoint's optimiser state; when other parameters train now (more stages
+        unfrozen), a new optimiser that keeps each remaining parameter's state (by name), and the
+        learning-rate warm-up starts again if parameters without one join."""
+        saved = payload["optimizer"]
+        count = sum(len(group["params"]) for group in saved["param_groups"])
+        names = payload.get("optimizer_params") or _legacy_optimizer_params(self.model, count)
+        if names == self.param_names:
+            self.optimizer.load_state_dict(saved)
+            return
+        old = {}
+        if names is not None and len(saved["param_groups"]) == 1:
+            ids = saved["param_groups"][0]["params"]
+            old = {name: saved["state"][i] for name, i in zip(names, ids, strict=True)
+                   if i in saved["state"]}  # fmt: skip
+        params = dict(self.model.named_parameters())
+        state = {i: old[name] for i, name in enumerate(self.param_names)
+                 if name in old and old[name]["exp_avg"].shape == params[name].shape}  # fmt: skip
+        fresh = self.optimizer.state_dict()
+        self.optimizer.load_state_dict({**fresh, "state": state})
+        new = len(self.param_names) - len(state)
+        if new:
+            self.state.warmup_from = self.state.step
+        self.log(f"optimizer rebuilt: the trainable parameters differ from the checkpoint's; "
+                 f"{len(state)} tensors keep their state, {new} start fresh"
+                 + (f" (learning-rate warm-up restarts, {self.config.warmup_steps} steps)"
+                    if new else ""))  # fmt: skip
 
     # -- data --------------------------------------------------------------------------------
     def _targets(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,8 +245,8 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
     def _lr(self) -> float:
-        warm = min(1.0, (self.state.step + 1) / max(1, self.config.warmup_steps))
-        return self.config.lr * warm
+        since = self.state.step - self.state.warmup_from
+        return self.config.lr * min(1.0, (since + 1) / max(1, self.config.warmup_steps))
 
     def train(self) -> TrainState:
         config, start = self.config, time.monotonic()
@@ -227,7 +280,7 @@ class Trainer:
         return self.state
 
     def _set_frozen_eval(self) -> None:
-        for name in self.frozen:
+        for name in self.fixed:
             self.model.body.get_submodule(name).eval()
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
