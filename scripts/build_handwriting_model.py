@@ -164,6 +164,8 @@ def train(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         freeze=args.freeze,
+        trainable_stages=args.trainable_stages,
+        lr_decay=args.lr_decay,
         eval_every=args.eval_every,
         seed=SEED,
         device=args.device,
@@ -173,8 +175,9 @@ def train(args: argparse.Namespace) -> None:
             "manuscribe_base": "PP-OCRv6_rec_small (rapidocr; Apache-2.0, PaddlePaddle Authors)",
             "manuscribe_training": "scripts/build_handwriting_model.py, pages.tsv of htr-training",
             "manuscribe_settings": json.dumps({"stretch": args.stretch, "freeze": args.freeze,
-                                               "lr": args.lr, "batch_size": args.batch_size,
-                                               "seed": SEED}),
+                                               "trainable_stages": args.trainable_stages,
+                                               "lr": args.lr, "lr_decay": args.lr_decay,
+                                               "batch_size": args.batch_size, "seed": SEED}),
         },
     )  # fmt: skip
     trainer = Trainer(
@@ -296,6 +299,10 @@ def main() -> None:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--freeze", choices=["backbone", "none"], default="backbone")
+    stages = "with --freeze backbone: the backbone's last N stages train too (0-2)"
+    t.add_argument("--trainable-stages", type=int, default=0, help=stages)
+    decay = "cosine: from --lr to lr/20 over this run's --max-minutes"
+    t.add_argument("--lr-decay", choices=["none", "cosine"], default="none", help=decay)
     t.add_argument("--stretch", type=float, default=1.5)
     t.add_argument("--eval-every", type=int, default=3000)
     t.add_argument("--english-boost", type=float, default=3.0)

@@ -213,7 +213,7 @@ def test_resume_with_more_stages_trainable_keeps_what_optimizer_state_it_can(tmp
                     config, log=lambda _: None)  # fmt: skip
     first.train()
     lines = []
-    config.trainable_stages, config.epochs = 1, 2
+    config.trainable_stages, config.epochs, config.lr_decay = 1, 2, "cosine"
     config.warmup_steps = 20
     again = Trainer(load_recognizer(None, charset, 1.5)[0], line_store, samples, samples[:2],
                     config, log=lines.append)  # fmt: skip
@@ -223,7 +223,7 @@ def test_resume_with_more_stages_trainable_keeps_what_optimizer_state_it_can(tmp
     assert f"{kept} tensors keep their state" in rebuilt and "warm-up restarts" in rebuilt
     assert again.state.warmup_from == first.state.step and again._lr() < 0.1 * config.lr
     state = again.train()
-    assert state.lines_seen == 16
+    assert state.lines_seen == 16 and state.history[-1]["lr"] < config.lr
     # the checkpoint is one the build script exports, as any other
     script = Path(__file__).resolve().parent.parent / "scripts" / "build_handwriting_model.py"
     out = tmp_path / "exported.onnx"
@@ -242,3 +242,22 @@ def test_checkpoints_from_before_named_optimizer_parameters_map_by_name():
     everything = [name for name, _ in recognizer.named_parameters()]
     assert _legacy_optimizer_params(recognizer, len(everything)) == everything
     assert _legacy_optimizer_params(recognizer, 7) is None
+
+
+def test_cosine_decay_goes_from_lr_to_a_twentieth_over_the_budget(tmp_path, line_store):
+    samples = line_store.samples()[:10]
+    recognizer, _ = load_recognizer(None, list("abc"), stretch=1.5)
+    config = TrainConfig(out=tmp_path / "m.onnx", epochs=1, lr=1e-3, warmup_steps=10,
+                         lr_decay="cosine", freeze="none", threads=2)  # fmt: skip
+    trainer = Trainer(recognizer, line_store, samples, [], config, log=lambda _: None)
+    trainer.state.step = 1
+    assert trainer._lr() == pytest.approx(2e-4, rel=1e-3)  # warming up
+    trainer.state.step = 50
+    rates = []
+    for seen in (0, 5, 10):
+        trainer.state.lines_seen = seen
+        rates.append(trainer._lr())
+    assert rates == pytest.approx([1e-3, 1e-3 * (1 + 1 / 20) / 2, 1e-3 / 20])
+    with pytest.raises(ValueError, match="budget"):
+        Trainer(recognizer, line_store, samples, [], TrainConfig(out=config.out,
+                lr_decay="cosine"))  # fmt: skip

@@ -7,7 +7,9 @@ interrupted run resumes where it stopped. Checkpoints hold model, optimiser, ran
 
 What trains: `freeze="backbone"` trains the SVTR neck and the head, plus the backbone's last
 `trainable_stages` stages (0 by default; see manuscribe.training.split); `freeze="none"` trains
-everything.
+everything. Learning rate: linear warm-up over `warmup_steps`, then constant (`lr_decay="none"`) or
+times a cosine from 1 to 1/20 over the run's budget (`lr_decay="cosine"`: the elapsed fraction of
+`max_minutes` when set, else of the lines `epochs` allows; a resumed run decays over its own).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from manuscribe.training.recognizer import BLANK, LineRecognizer, export_onnx
 from manuscribe.training.split import OnnxBackbone, backbone_modules, freeze_front, tail_module
 
 FRAME_STRIDE = 8  # input columns per output frame of the PP-OCR recogniser
+LR_FLOOR = 1 / 20  # where the cosine decay ends, as a fraction of `lr`
 
 
 @dataclass
@@ -44,6 +47,7 @@ class TrainConfig:
     warmup_steps: int = 100
     freeze: str = "backbone"  # "backbone" (train neck + head), "none"
     trainable_stages: int = 0  # with freeze="backbone": the backbone's last N stages train too
+    lr_decay: str = "none"  # "cosine": to lr/20 over the run's budget (max_minutes, else epochs)
     eval_every: int = 2000  # lines between validations
     max_val_lines: int = 600  # per validation; the final one uses all
     augment: bool = True
@@ -130,10 +134,14 @@ class Trainer:
         self.device = pick_device(config.device)
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        if config.freeze not in ("backbone", "none"):
-            raise ValueError(f"freeze={config.freeze!r}: unknown")
+        if config.freeze not in ("backbone", "none") or config.lr_decay not in ("cosine", "none"):
+            raise ValueError(f"freeze={config.freeze!r}, lr_decay={config.lr_decay!r}: unknown")
         if config.trainable_stages and config.freeze != "backbone":
             raise ValueError("trainable_stages is for freeze='backbone' (freeze='none' trains all)")
+        if config.lr_decay == "cosine" and config.max_minutes is None and config.epochs is None:
+            raise ValueError(
+                "lr_decay='cosine' needs a budget to decay over: max_minutes or epochs"
+            )
         stages = config.trainable_stages
         self.frozen = freeze_backbone(recognizer, stages) if config.freeze == "backbone" else []
         # BatchNorm in the trainable stages keeps its statistics (eval mode, like the frozen
@@ -156,6 +164,7 @@ class Trainer:
         self.state = TrainState()
         self.rng = random.Random(config.seed)
         self.checkpoints = config.out.with_name(config.out.name + ".ckpt")
+        self._run_start, self._run_lines = time.monotonic(), 0
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -186,6 +195,7 @@ class Trainer:
                                          self.config.trainable_stages)  # fmt: skip
         self.state = TrainState(**payload["state"])
         self.rng.setstate(payload["rng"])
+        self._run_start, self._run_lines = time.monotonic(), self.state.lines_seen
         self.log(f"resumed from {path}: {self.state.lines_seen} lines seen")
         self._load_optimizer(payload)
         return True
@@ -244,12 +254,28 @@ class Trainer:
             yield from chunks
 
     # -- loop --------------------------------------------------------------------------------
+    def _progress(self) -> float:
+        """How far this run is through its budget, 0 to 1: time if `max_minutes`, else lines."""
+        config = self.config
+        if config.max_minutes:
+            elapsed = (time.monotonic() - self._run_start) / (config.max_minutes * 60)
+        elif config.epochs is not None:
+            limit = int(config.epochs * len(self.train_samples))
+            elapsed = (self.state.lines_seen - self._run_lines) / max(1, limit - self._run_lines)
+        else:
+            elapsed = 0.0
+        return min(1.0, max(0.0, elapsed))
+
     def _lr(self) -> float:
         since = self.state.step - self.state.warmup_from
-        return self.config.lr * min(1.0, (since + 1) / max(1, self.config.warmup_steps))
+        lr = self.config.lr * min(1.0, (since + 1) / max(1, self.config.warmup_steps))
+        if self.config.lr_decay == "cosine":
+            lr *= LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * self._progress()))
+        return lr
 
     def train(self) -> TrainState:
         config, start = self.config, time.monotonic()
+        self._run_start, self._run_lines = start, self.state.lines_seen
         budget = config.max_minutes * 60 if config.max_minutes else None
         limit = int(config.epochs * len(self.train_samples)) if config.epochs is not None else None
         self.model.train()
@@ -347,7 +373,8 @@ class Trainer:
     def evaluate_and_keep(self, loss: float, rate: float) -> dict:
         cer = self.validate(self.val_subset()) if self.val_samples else {"all": float("nan")}
         record = {"lines_seen": self.state.lines_seen, "step": self.state.step,
-                  "loss": round(float(loss), 4), "lines_per_s": round(rate, 2), "val_cer": cer,
+                  "loss": round(float(loss), 4), "lines_per_s": round(rate, 2),
+                  "lr": float(f"{self._lr():.3g}"), "val_cer": cer,
                   "time": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
         self.state.history.append(record)
         improved = cer["all"] < self.state.best_cer or not self.config.out.is_file()
@@ -363,6 +390,7 @@ class Trainer:
         (self.checkpoints / "history.jsonl").open("a").write(json.dumps(record) + "\n")
         self.log(
             f"lines {self.state.lines_seen:>7}  loss {loss:.3f}  {rate:.1f} lines/s  "
+            f"lr {record['lr']:.2e}  "
             f"val CER {cer.get('all', float('nan')):.4f}" + ("  (best, saved)" if improved else "")
         )
         return cer
