@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # kraken's segmentation model: "" = the baseline model kraken ships (blla) | PATH | storage:KEY
     seg_model: str = ""
     kraken_device: str = "cpu"  # where kraken's networks run: cpu | cuda | cuda:N
+    # how much of the segmenter's input height the page fills (the rest is padding below):
+    # 1.0 is kraken's own behaviour; less keeps large script whole (docs/kraken.md)
+    seg_page_height: float = Field(default=0.5, gt=0.1, le=1.0)
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
     dpi: int = 200

@@ -34,6 +34,7 @@ JOB_OPTIONS = (
     "engine",
     "ocr_model",
     "seg_model",
+    "seg_page_height",
     "ocr_second_opinion",
     "corrector",
     "model",
@@ -55,12 +56,16 @@ JOB_OPTIONS = (
     "gguf_file",
     "formats",
 )
-ENGINE_OPTIONS = ("engine", "ocr_model", "seg_model", "ocr_second_opinion", "tesseract_lang")
-CORRECTOR_OPTIONS = tuple(
-    o
-    for o in JOB_OPTIONS
-    if o not in ("dpi", "formats", "engine", "ocr_model", "seg_model", "ocr_second_opinion")
+ENGINE_OPTIONS = (
+    "engine",
+    "ocr_model",
+    "seg_model",
+    "seg_page_height",
+    "ocr_second_opinion",
+    "tesseract_lang",
 )
+# what keys a worker's loaded corrector: the job's options less those only OCR and output read
+CORRECTOR_OPTIONS = tuple(o for o in JOB_OPTIONS if o not in ("dpi", "formats", *ENGINE_OPTIONS))
 
 
 def job_options(settings: Settings) -> dict[str, Any]:
