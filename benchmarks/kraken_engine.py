@@ -69,9 +69,7 @@ def main() -> None:
                 "kraken_reader": args.kraken_model or "default recogniser",
                 "kraken": kraken,
                 "default_engine": default,
-                "speed_kraken_vs_default": round(
-                    kraken["pages_per_s"] / default["pages_per_s"], 3
-                ),
+                "speed_kraken_vs_default": round(kraken["pages_per_s"] / default["pages_per_s"], 3),
             }
         )
     )
