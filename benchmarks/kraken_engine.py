@@ -8,6 +8,7 @@ ground-truth boxes (a line counts as found when predicted lines cover half its b
 CER, per language.
 
 Usage: python benchmarks/kraken_engine.py [--pages 8] [--kraken-model PATH] [--jobs 1]
+                                          [--seg-page-heights 1.0,0.5]
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.ocr_throughput import DATASET, pick_pages  # noqa: E402
 
 
-def measure(pdfs: list[Path], flags: list[str]) -> dict:
+def measure(pdfs: list[Path], flags: list[str], env: dict | None = None) -> dict:
     from manuscribe.evaluation import evaluate_folder
 
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
                    "--corrector", "none", "--formats", "json", *flags]  # fmt: skip
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env={**os.environ, **(env or {})})
         elapsed = time.perf_counter() - started
         report = evaluate_folder(Path(out), DATASET)
     result = {"pages_per_s": round(len(pdfs) / elapsed, 4), "seconds": round(elapsed, 1)}
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=8)
     parser.add_argument("--kraken-model", default="", help="a kraken recogniser to read with")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--seg-page-heights", default="", help="e.g. 1.0 or 1.0,0.5")
     args = parser.parse_args()
     pdfs = pick_pages(args.pages)
     jobs = ["--jobs", str(args.jobs)]
@@ -59,7 +61,12 @@ def main() -> None:
     kraken_flags = ["--engine", "kraken", *jobs]
     if args.kraken_model:
         kraken_flags += ["--ocr-model", args.kraken_model]
-    kraken = measure(pdfs, kraken_flags)
+    env = {}
+    if args.seg_page_heights:
+        env["MANUSCRIBE_SEG_PAGE_HEIGHTS"] = json.dumps(
+            [float(v) for v in args.seg_page_heights.split(",")]
+        )
+    kraken = measure(pdfs, kraken_flags, env)
     print(
         json.dumps(
             {
@@ -67,6 +74,7 @@ def main() -> None:
                 "pages": len(pdfs),
                 "cores": len(os.sched_getaffinity(0)),
                 "kraken_reader": args.kraken_model or "default recogniser",
+                "seg_page_heights": args.seg_page_heights or "default",
                 "kraken": kraken,
                 "default_engine": default,
                 "speed_kraken_vs_default": round(kraken["pages_per_s"] / default["pages_per_s"], 3),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -67,9 +67,12 @@ class Settings(BaseSettings):
     # kraken's segmentation model: "" = the baseline model kraken ships (blla) | PATH | storage:KEY
     seg_model: str = ""
     kraken_device: str = "cpu"  # where kraken's networks run: cpu | cuda | cuda:N
-    # how much of the segmenter's input height the page fills (the rest is padding below):
-    # 1.0 is kraken's own behaviour; less keeps large script whole (docs/kraken.md)
-    seg_page_height: float = Field(default=0.5, gt=0.1, le=1.0)
+    # how much of kraken's segmenter input the page fills (the rest is padding below): 1.0 is
+    # kraken's own behaviour, 0.5 keeps large script whole; with several, the page is segmented
+    # at each and the lines that cover most of its ink win (docs/kraken.md)
+    seg_page_heights: list[Annotated[float, Field(gt=0.1, le=1.0)]] = Field(
+        default_factory=lambda: [1.0, 0.5], min_length=1
+    )
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
     dpi: int = 200

@@ -34,7 +34,7 @@ JOB_OPTIONS = (
     "engine",
     "ocr_model",
     "seg_model",
-    "seg_page_height",
+    "seg_page_heights",
     "ocr_second_opinion",
     "corrector",
     "model",
@@ -60,7 +60,7 @@ ENGINE_OPTIONS = (
     "engine",
     "ocr_model",
     "seg_model",
-    "seg_page_height",
+    "seg_page_heights",
     "ocr_second_opinion",
     "tesseract_lang",
 )

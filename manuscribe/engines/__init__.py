@@ -66,7 +66,7 @@ def _kraken_engine(settings: Settings, storage) -> OcrEngine:
         reader=reader,
         threads=settings.effective_threads,
         device=settings.kraken_device,
-        page_height=settings.seg_page_height,
+        page_heights=tuple(settings.seg_page_heights),
     )
 
 

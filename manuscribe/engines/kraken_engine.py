@@ -113,7 +113,7 @@ class KrakenEngine:
         reader=None,
         threads: int = 1,
         device: str = "cpu",
-        page_height: float = 1.0,
+        page_heights: tuple[float, ...] = (1.0,),
     ):
         """`rec_model`: a kraken recogniser; else `reader` (a RapidOcrEngine) reads the lines."""
         try:
@@ -129,7 +129,7 @@ class KrakenEngine:
         torch.set_num_threads(max(1, threads))
         self.version = version("kraken")
         self.threads, self.device = threads, device
-        self.page_height = page_height
+        self.page_heights = tuple(page_heights) or (1.0,)
         self.seg_model, self.rec_model, self.reader = seg_model, rec_model, reader
         seg_path = seg_model.path if seg_model else None
         self._segmenter = _load("segmentation", SegmentationTaskModel.load_model, seg_path)
@@ -147,7 +147,7 @@ class KrakenEngine:
                    "second_opinion": self.reader.settings()["second_opinion"]}  # fmt: skip
         return {
             "seg": {"name": seg.spec, "sha256": seg.sha256} if seg else BUNDLED_SEGMENTER,
-            "seg_page_height": self.page_height,
+            "seg_page_heights": list(self.page_heights),
             "rec": rec,
         }
 
@@ -156,11 +156,17 @@ class KrakenEngine:
 
         image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
         config = SegmentationInferenceConfig(**_placement(self.device))
-        segmentation = self._segmenter.predict(_padded(image, self.page_height), config)
-        kept = [_inside(ln, image.size) for ln in segmentation.lines or []]
-        kept = [ln for ln in kept if ln is not None]
-        segmentation = dataclasses.replace(segmentation, lines=kept)
+        segmentation = None
+        for page_height in sorted(self.page_heights, reverse=True):  # kraken's own view first
+            found = self._segmenter.predict(_padded(image, page_height), config)
+            kept = [_inside(ln, image.size) for ln in found.lines or []]
+            found = dataclasses.replace(found, lines=[ln for ln in kept if ln])
+            if segmentation is None or pieces_per_line(segmentation.lines, found.lines) >= 2:
+                segmentation = found  # the closer view cut the lines into pieces
+        kept = segmentation.lines
         readings = self._read(image, segmentation)
+        # every line the segmenter found is kept, however unsure its reading (its confidence
+        # says so): keeping the page's lines intact is what this engine is for
         lines, line_regions = [], []
         for kline, (text, confidence) in zip(kept, readings, strict=True):
             if not text:
@@ -207,6 +213,35 @@ def _placement(device: str) -> dict:
         index = int(device.split(":", 1)[1]) if ":" in device else 0
         return {"accelerator": "gpu", "device": [index]}
     return {"accelerator": "cpu", "device": 1}
+
+
+def pieces_per_line(fine: list, coarse: list) -> float:
+    """How many lines of the `fine` segmentation run along each line of the `coarse` one (the
+    median over the coarse lines that have any): about 1 when both found the same lines, 2 or
+    more when the fine view cut whole lines into pieces, as large script makes blla do. A fine
+    line counts when the middle of its baseline lies inside the coarse line's polygon and near
+    its baseline; lines the coarse view merged one above the other therefore do not count."""
+    from statistics import median
+
+    from shapely.geometry import LineString, Point, Polygon
+
+    middles = []
+    for line in fine:
+        baseline = LineString(line.baseline)
+        middles.append(baseline.interpolate(0.5, normalized=True))
+    counts = []
+    for line in coarse:
+        outline = Polygon(line.boundary).buffer(0)
+        baseline = LineString(line.baseline)
+        if outline.is_empty or baseline.length < 1:
+            continue
+        reach = 0.5 * outline.area / baseline.length  # half the line's height
+        count = sum(
+            1 for m in middles if outline.contains(Point(m)) and baseline.distance(m) < reach
+        )
+        if count:
+            counts.append(count)
+    return float(median(counts)) if counts else 1.0
 
 
 def _padded(image: Image.Image, page_height: float) -> Image.Image:
