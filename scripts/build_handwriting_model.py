@@ -5,8 +5,11 @@
     python scripts/build_handwriting_model.py export CHECKPOINT  # -> manuscribe/models/
     python scripts/build_handwriting_model.py evaluate default ppocr  # held-out pages
 
-The shipped v1 was trained with `train --max-minutes 115 --eval-every 4000 --threads 2` to 20,000
-lines, then `train --resume --english-boost 10 --lr 2.5e-4 --max-minutes 16 --eval-every 2000`.
+The shipped v2 was trained in three runs on one output path (each resuming the last checkpoint):
+`train --max-minutes 115 --eval-every 4000 --threads 2` to 20,000 lines (backbone frozen), then
+`train --resume --english-boost 10 --lr 2.5e-4 --eval-every 4000` to 44,000 lines (v1 was the best
+model of this run, at 36,000), then `train --resume --english-boost 10 --lr 2.5e-4 --eval-every 3000
+--trainable-stages 1 --lr-decay cosine --max-minutes 58` to 57,216 lines (best at 57,008).
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -39,7 +42,7 @@ WORK = ROOT / "work" / "htr"
 MIRRORS = ROOT.parent / ".mirror"
 MODELS = ROOT / "manuscribe" / "models"
 SEED = 20261201
-MODEL_NAME = "manuscribe-htr-latin-v1"
+MODEL_NAME = "manuscribe-htr-latin-v2"
 VAL_FRACTION = 0.06
 
 

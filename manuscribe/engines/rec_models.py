@@ -21,7 +21,7 @@ from pathlib import Path
 from manuscribe.engines.base import EngineError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = "manuscribe-htr-latin-v1"
+DEFAULT_MODEL = "manuscribe-htr-latin-v2"
 STORAGE_PREFIX = "storage:"
 
 
