@@ -16,27 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.ocr_throughput import DATASET, pick_pages  # noqa: E402
+from benchmarks.ocr_quality import run_and_score  # noqa: E402
+from benchmarks.ocr_throughput import pick_pages  # noqa: E402
 
 
 def measure(pdfs: list[Path], flags: list[str], env: dict | None = None) -> dict:
-    from manuscribe.evaluation import evaluate_folder
-
-    with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
-                   "--corrector", "none", "--formats", "json", *flags]  # fmt: skip
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env={**os.environ, **(env or {})})
-        elapsed = time.perf_counter() - started
-        report = evaluate_folder(Path(out), DATASET)
+    elapsed, report = run_and_score(pdfs, flags, env)
     result = {"pages_per_s": round(len(pdfs) / elapsed, 4), "seconds": round(elapsed, 1)}
     for group, stages in report["summary"].items():
         views = stages["before"]

@@ -25,18 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.ocr_throughput import DATASET, pick_pages  # noqa: E402
 
 
-def measure(pdfs: list[Path], ocr_model: str, jobs: int) -> dict:
+def run_and_score(pdfs: list[Path], flags: list[str], env: dict | None = None):
+    """`manuscribe run` (embedded, no correction) over `pdfs` with `flags`, timed, and scored
+    with `manuscribe eval`'s code: (seconds, report)."""
     from manuscribe.evaluation import evaluate_folder
 
     with tempfile.TemporaryDirectory() as out:
-        command = [
-            sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
-            "--ocr-model", ocr_model, "--corrector", "none", "--formats", "json",
-        ] + (["--jobs", str(jobs)] if jobs else [])  # fmt: skip
+        command = [sys.executable, "-m", "manuscribe", "run", *map(str, pdfs), "--out", out,
+                   "--corrector", "none", "--formats", "json", *flags]  # fmt: skip
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env={**os.environ, **(env or {})})
         elapsed = time.perf_counter() - started
-        report = evaluate_folder(Path(out), DATASET)
+        return elapsed, evaluate_folder(Path(out), DATASET)
+
+
+def measure(pdfs: list[Path], ocr_model: str, jobs: int) -> dict:
+    flags = ["--ocr-model", ocr_model] + (["--jobs", str(jobs)] if jobs else [])
+    elapsed, report = run_and_score(pdfs, flags)
     result = {"pages_per_s": round(len(pdfs) / elapsed, 3)}
     for group, stages in report["summary"].items():
         views = stages["before"]

@@ -26,22 +26,14 @@ from manuscribe.model import Document  # noqa: E402
 from manuscribe.pipeline import run  # noqa: E402
 from manuscribe.settings import load_settings  # noqa: E402
 from manuscribe.stages import engine_info  # noqa: E402
+from tests.test_quality import QUALITY_PAGES  # noqa: E402
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
 ALTO = "{http://www.loc.gov/standards/alto/ns-v4#}"
 PC = "{http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15}"
 
 # the quality-test pages, the blue-paper page the default engine loses lines on, and one more
-PAGES = [
-    "mss19_veuillot_f14",
-    "mss19_louise-michel_img22",
-    "poilus_AN_0325-1",
-    "poilus_AD78_0054-0",
-    "stanford_lettre75",
-    "stanford_i083",
-    "stanford_i092",
-    "poilus_AD78_0005-1",
-]
+PAGES = [*QUALITY_PAGES, "stanford_i092", "poilus_AD78_0005-1"]
 LINE_RECALL = 0.95  # measured on these pages: see docs/kraken.md (the default engine: 0.886)
 LINE_CER = 0.30  # ceiling for kraken lines read by the default recogniser (docs/kraken.md)
 

@@ -171,7 +171,7 @@ class KrakenEngine:
         for kline, (text, confidence) in zip(kept, readings, strict=True):
             if not text:
                 continue
-            lines.append(_line(kline, text, confidence, image.size))
+            lines.append(_line(kline, text, confidence))
             line_regions.append((kline.regions or [None])[0])
         return PageResult(lines=lines, blocks=_blocks(line_regions))
 
@@ -291,9 +291,9 @@ def _clip(points, size: tuple[int, int]) -> list[tuple[int, int]]:
     return [(min(max(0, int(x)), width), min(max(0, int(y)), height)) for x, y in points]
 
 
-def _line(kline, text: str, confidence: float, size: tuple[int, int]) -> Line:
-    polygon = _clip(kline.boundary, size)
-    baseline = _clip(kline.baseline, size)
+def _line(kline, text: str, confidence: float) -> Line:
+    """A document line from a kraken line already clipped to the page (`_inside`)."""
+    polygon, baseline = list(kline.boundary), list(kline.baseline)
     xs = [x for x, _ in polygon + baseline]
     ys = [y for _, y in polygon + baseline]
     bbox = (min(xs), min(ys), max(xs), max(ys))
