@@ -133,6 +133,7 @@ def _rates(counts: dict) -> dict:
     return {
         "cer": round(counts["char_errors"] / max(1, counts["chars"]), 4),
         "wer": round(counts["word_errors"] / max(1, counts["words"]), 4),
+        **counts,  # the counts, so groups of pages (collections, say) can be summed again
     }
 
 

@@ -31,6 +31,12 @@ def config_file() -> Path | None:
     return REPO_CONFIG if REPO_CONFIG.exists() else None
 
 
+def cache_root(cache_dir: str = "") -> Path:
+    """Where a process keeps its local copies (job sources, fetched models): the `cache_dir`
+    setting, else ~/.cache/manuscribe."""
+    return Path(cache_dir).expanduser() if cache_dir else Path.home() / ".cache" / "manuscribe"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MANUSCRIBE_", extra="ignore")
 
@@ -55,7 +61,7 @@ class Settings(BaseSettings):
     task_retries: int = 5  # transient-error retries of one task
     retry_rounds: int = 3  # how often `manuscribe retry` may re-run a failed page
     correct_batch_pages: int = 32  # page tasks a correct worker gathers into one batch
-    cache_dir: str = ""  # worker-local source cache; "" = ~/.cache/manuscribe
+    cache_dir: str = ""  # local copies of sources and models; "" = cache_root()
     cache_mb: int = 2048
     s3_max_attempts: int = 12
 

@@ -157,10 +157,10 @@ def train(args: argparse.Namespace) -> None:
 
     from manuscribe.training.recognizer import base_model_path
 
-    base = onnx_charset(onnx.load(str(base_model_path())))
+    base = onnx_charset(onnx.load(str(args.base or base_model_path())))
     charset, added = build_charset(base, (s.text for s in train_set), min_count=2)
     print(f"charset: {len(charset)} characters; added to the base model: {''.join(added)}")
-    recognizer, report = load_recognizer(None, charset, args.stretch)
+    recognizer, report = load_recognizer(args.base, charset, args.stretch)
     config = TrainConfig(
         out=args.out,
         max_minutes=args.max_minutes,
@@ -312,6 +312,8 @@ def main() -> None:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    based = "start from this model (one of ours, e.g. the shipped one) instead of rapidocr's"
+    t.add_argument("--base", type=Path, default=None, help=based)
     x = sub.add_parser("export")
     x.add_argument("checkpoint", type=Path)
     x.add_argument("--out", type=Path, default=MODELS / f"{MODEL_NAME}.onnx")

@@ -179,25 +179,46 @@ def test_a_segmentation_model_from_storage_is_fetched_and_fingerprinted(tmp_path
     assert fetched.sha256 == resolve_model(str(local)).sha256
 
 
-def _kline(x0: int, x1: int, y: int, height: int = 40):
-    from types import SimpleNamespace
+def _kline(x0: int, x1: int, y: int, height: int = 40, region: str = "r1"):
+    from kraken.containers import BaselineLine
 
-    return SimpleNamespace(
+    return BaselineLine(
+        id=f"{x0}-{x1}-{y}-{height}",
         baseline=[(x0, y), (x1, y)],
         boundary=[(x0, y - height), (x1, y - height), (x1, y + 10), (x0, y + 10)],
+        regions=[region],
     )
 
 
-def test_pieces_per_line_tells_fragments_from_merged_lines():
-    from manuscribe.engines.kraken_engine import pieces_per_line
+def test_line_pieces_tells_fragments_from_merged_lines():
+    from manuscribe.engines.kraken_engine import line_pieces
 
     whole = [_kline(100, 1000, 200), _kline(100, 1000, 300)]
     pieces = [_kline(100, 380, 200), _kline(400, 680, 202), _kline(700, 1000, 198),
               _kline(100, 500, 300), _kline(520, 1000, 301)]  # fmt: skip
-    assert pieces_per_line(pieces, whole) == 2.5  # 3 and 2 pieces
-    assert pieces_per_line(whole, whole) == 1.0  # the same lines
+    assert line_pieces(pieces, whole) == [[0, 1, 2], [3, 4]]
+    assert line_pieces(whole, whole) == [[0], [1]]  # the same lines
     # a coarse view that merged two stacked lines into one tall line: the upper one is not
-    # along its baseline, so it does not count as a piece
+    # along its baseline, so it is not a piece of it
     merged = [_kline(100, 1000, 300, height=150)]
-    assert pieces_per_line(whole, merged) == 1.0
-    assert pieces_per_line([], whole) == 1.0
+    assert line_pieces(whole, merged) == [[1]]
+    assert line_pieces([], whole) == [[], []]
+
+
+def test_merge_views_replaces_only_the_lines_cut_into_pieces():
+    from manuscribe.engines.kraken_engine import merge_views
+
+    # the fine view: a heading cut in three, then two whole lines of small script
+    fine = [_kline(100, 380, 200, region="a"), _kline(400, 680, 202, region="a"),
+            _kline(700, 1000, 198, region="a"), _kline(100, 1000, 300, region="b"),
+            _kline(100, 1000, 360, region="b")]  # fmt: skip
+    # the coarse view: the heading whole, the small lines merged into one tall line
+    coarse = [_kline(100, 1000, 200, region="x"), _kline(100, 1000, 360, height=100, region="y")]
+    merged = merge_views(fine, coarse)
+    assert [ln.id for ln in merged] == [coarse[0].id, fine[3].id, fine[4].id]
+    assert merged[0].regions == ["a"]  # in the fine view's region and reading position
+    # a coarse line over two stacked lines of the fine view is not a whole of their pieces
+    tall = [_kline(100, 1000, 360, height=150)]
+    assert [ln.id for ln in merge_views(fine[3:], tall)] == [fine[3].id, fine[4].id]
+    assert merge_views(fine, []) == fine
+    assert merge_views([], coarse) == []

@@ -12,14 +12,13 @@ import json
 import logging
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 from manuscribe.correctors import create_corrector
 from manuscribe.engines import create_engine
 from manuscribe.inputs import InputError, SourceInfo, iter_pages
 from manuscribe.model import StageInfo
-from manuscribe.settings import Settings, load_settings
+from manuscribe.settings import Settings, cache_root, load_settings
 from manuscribe.stages import corrector_info, engine_info
 from manuscribe.storage import open_storage
 from manuscribe.storage.keys import source_key
@@ -80,8 +79,7 @@ class WorkerContext:
         self._engines: dict[str, tuple[Any, StageInfo]] = {}
         self._corrector: tuple[str, Any] | None = None
         self._lock = threading.Lock()
-        root = option(self.settings, "cache_dir") or Path.home() / ".cache" / "manuscribe"
-        self.cache = Path(root) / "sources"
+        self.cache = cache_root(option(self.settings, "cache_dir") or "") / "sources"
         self.cache.mkdir(parents=True, exist_ok=True)
         self._cached_bytes: int | None = None  # known after the first prune; grown per download
 

@@ -71,10 +71,9 @@ def _kraken_engine(settings: Settings, storage) -> OcrEngine:
 
 
 def rec_models_cache(settings: Settings):
-    from pathlib import Path
+    from manuscribe.settings import cache_root
 
-    root = getattr(settings, "cache_dir", "") or Path.home() / ".cache" / "manuscribe"
-    return Path(root) / "models"
+    return cache_root(getattr(settings, "cache_dir", "")) / "models"
 
 
 __all__ = ["ENGINES", "EngineError", "Hints", "OcrEngine", "PageResult", "create_engine"]

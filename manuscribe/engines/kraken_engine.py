@@ -26,6 +26,7 @@ from PIL import Image
 from manuscribe.engines import rec_models
 from manuscribe.engines.base import EngineError, Hints, PageResult
 from manuscribe.model import Line
+from manuscribe.settings import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def resolve_model(spec: str, storage=None, cache_dir: Path | None = None) -> Mod
 
 def download_doi(doi: str, cache_dir: Path | None = None) -> Path:
     """The model file of a kraken repository record (Zenodo), downloaded once into the cache."""
-    cache = (cache_dir or Path.home() / ".cache" / "manuscribe" / "models") / "doi"
+    cache = (cache_dir or cache_root() / "models") / "doi"
     target = cache / str(uuid.uuid5(uuid.NAMESPACE_URL, doi))
     found = _model_in(target)
     if found is not None:
@@ -161,8 +162,12 @@ class KrakenEngine:
             found = self._segmenter.predict(_padded(image, page_height), config)
             kept = [_inside(ln, image.size) for ln in found.lines or []]
             found = dataclasses.replace(found, lines=[ln for ln in kept if ln])
-            if segmentation is None or pieces_per_line(segmentation.lines, found.lines) >= 2:
-                segmentation = found  # the closer view cut the lines into pieces
+            if segmentation is None:
+                segmentation = found
+            else:  # where the closer view cut a line into pieces, the farther one's line
+                segmentation = dataclasses.replace(
+                    segmentation, lines=merge_views(segmentation.lines, found.lines)
+                )
         kept = segmentation.lines
         readings = self._read(image, segmentation)
         # every line the segmenter found is kept, however unsure its reading (its confidence
@@ -215,33 +220,69 @@ def _placement(device: str) -> dict:
     return {"accelerator": "cpu", "device": 1}
 
 
-def pieces_per_line(fine: list, coarse: list) -> float:
-    """How many lines of the `fine` segmentation run along each line of the `coarse` one (the
-    median over the coarse lines that have any): about 1 when both found the same lines, 2 or
-    more when the fine view cut whole lines into pieces, as large script makes blla do. A fine
-    line counts when the middle of its baseline lies inside the coarse line's polygon and near
-    its baseline; lines the coarse view merged one above the other therefore do not count."""
-    from statistics import median
-
+def line_pieces(fine: list, coarse: list) -> list[list[int]]:
+    """For each line of the `coarse` segmentation, the indices of the `fine` lines that run along
+    it: one when both views found the same line, several when the fine view cut it into pieces,
+    as large script makes blla do. A fine line counts when the middle of its baseline lies inside
+    the coarse line's polygon and near its baseline (within half the line's height), so lines the
+    coarse view merged one above the other are not pieces of it. Each fine line counts once."""
     from shapely.geometry import LineString, Point, Polygon
 
-    middles = []
-    for line in fine:
-        baseline = LineString(line.baseline)
-        middles.append(baseline.interpolate(0.5, normalized=True))
-    counts = []
+    middles = [LineString(ln.baseline).interpolate(0.5, normalized=True) for ln in fine]
+    taken: set[int] = set()
+    pieces = []
     for line in coarse:
         outline = Polygon(line.boundary).buffer(0)
         baseline = LineString(line.baseline)
-        if outline.is_empty or baseline.length < 1:
-            continue
-        reach = 0.5 * outline.area / baseline.length  # half the line's height
-        count = sum(
-            1 for m in middles if outline.contains(Point(m)) and baseline.distance(m) < reach
-        )
-        if count:
-            counts.append(count)
-    return float(median(counts)) if counts else 1.0
+        found: list[int] = []
+        if not outline.is_empty and baseline.length >= 1:
+            reach = 0.5 * outline.area / baseline.length  # half the line's height
+            found = [
+                i
+                for i, middle in enumerate(middles)
+                if i not in taken
+                and outline.contains(Point(middle))
+                and baseline.distance(middle) < reach
+            ]
+        taken.update(found)
+        pieces.append(found)
+    return pieces
+
+
+def merge_views(fine: list, coarse: list) -> list:
+    """The `fine` view's lines, except that a line it cut into pieces is replaced by the `coarse`
+    view's whole line, in the reading position (and region) of its first piece. The choice is
+    made line by line, so a page with both small and large script keeps the best of each."""
+    replaced: dict[int, object] = {}  # first piece -> the coarse line replacing the pieces
+    dropped: set[int] = set()
+    for line, found in zip(coarse, line_pieces(fine, coarse), strict=True):
+        if len(found) >= 2 and _side_by_side([fine[i] for i in found]):
+            first = min(found)
+            replaced[first] = dataclasses.replace(line, regions=fine[first].regions)
+            dropped.update(found)
+    merged = []
+    for index, line in enumerate(fine):
+        if index in replaced:
+            merged.append(replaced[index])
+        elif index not in dropped:
+            merged.append(line)
+    return merged
+
+
+def _side_by_side(lines: list) -> bool:
+    """Whether lines lie one after another along the page, as the pieces of one cut line do,
+    rather than one above another (their baselines' horizontal spans overlap by under a fifth)."""
+    spans = sorted((min(x for x, _ in ln.baseline), max(x for x, _ in ln.baseline)) for ln in lines)
+    total = sum(end - start for start, end in spans)
+    union, reach = 0, None
+    for start, end in spans:
+        if reach is None or start > reach:
+            union += end - start
+            reach = end
+        elif end > reach:
+            union += end - reach
+            reach = end
+    return total <= 1.2 * union
 
 
 def _padded(image: Image.Image, page_height: float) -> Image.Image:

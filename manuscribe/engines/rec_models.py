@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from manuscribe.engines.base import EngineError
+from manuscribe.settings import cache_root
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "manuscribe-htr-latin-v2"
@@ -85,7 +86,7 @@ def fetch_from_storage(spec: str, storage, cache_dir: Path | None = None) -> Pat
     key = spec[len(STORAGE_PREFIX) :]
     if storage is None:
         raise EngineError(f"model {spec!r}: no storage to fetch it from")
-    cache = cache_dir or Path.home() / ".cache" / "manuscribe" / "models"
+    cache = cache_dir or cache_root() / "models"
     target = cache / key.replace("/", "_")
     if not target.is_file():
         if not storage.exists(key):

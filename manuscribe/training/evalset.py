@@ -33,8 +33,7 @@ def export_eval_page(page: GtPage, folder: Path, name: str, **fields) -> Path:
 def score_folder(folder: Path, ocr_model: str, jobs: int = 0) -> dict:
     """Read every image of an evaluation folder with `ocr_model` (embedded, no correction) and
     score it: line-aligned CER overall, case/punctuation-insensitive, and per `collection`."""
-    from manuscribe.evaluation import evaluate_folder, score_page
-    from manuscribe.model import Document
+    from manuscribe.evaluation import evaluate_folder
     from manuscribe.pipeline import run
     from manuscribe.settings import load_settings
 
@@ -44,17 +43,13 @@ def score_folder(folder: Path, ocr_model: str, jobs: int = 0) -> dict:
                                  jobs=jobs or None)  # fmt: skip
         run(images, Path(out), settings)
         report = evaluate_folder(Path(out), folder)
-        by_collection: dict[str, list[int]] = {}
-        for pred in Path(out).glob("*.json"):
-            gt_path = folder / pred.name
-            if not gt_path.is_file():
-                continue
-            gt = json.loads(gt_path.read_text())
-            page = Document.model_validate_json(pred.read_bytes()).pages[0]
-            counts = score_page(page, gt, corrected=False)["lines"]
-            bucket = by_collection.setdefault(gt.get("collection", ""), [0, 0])
-            bucket[0] += counts["char_errors"]
-            bucket[1] += counts["chars"]
+    by_collection: dict[str, list[int]] = {}
+    for row in report["pages"]:
+        gt = json.loads((folder / f"{row['id']}.json").read_text())
+        counts = row["before"]["lines"]
+        bucket = by_collection.setdefault(gt.get("collection", ""), [0, 0])
+        bucket[0] += counts["char_errors"]
+        bucket[1] += counts["chars"]
     summary = report["summary"]["all"]["before"]
     rates = {c: round(e / max(1, n), 4) for c, (e, n) in sorted(by_collection.items())}
     return {
