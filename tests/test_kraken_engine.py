@@ -222,3 +222,24 @@ def test_merge_views_replaces_only_the_lines_cut_into_pieces():
     assert [ln.id for ln in merge_views(fine[3:], tall)] == [fine[3].id, fine[4].id]
     assert merge_views(fine, []) == fine
     assert merge_views([], coarse) == []
+
+
+def test_script_height_is_measured_in_the_segmenters_view():
+    from manuscribe.engines.kraken_engine import LARGE_SCRIPT, script_height
+
+    lines = [_kline(100, 1000, 200, height=40), _kline(100, 1000, 300, height=40)]  # 50 px tall
+    assert script_height(lines, 900) == 100  # blla sees a 900 px page at 1,800 px
+    assert script_height(lines, 1800) == 50
+    assert script_height(lines, 900) >= LARGE_SCRIPT > script_height(lines, 1800)
+    assert script_height([], 900) == 0
+
+
+def test_fragmented_when_most_lines_were_cut():
+    from manuscribe.engines.kraken_engine import fragmented
+
+    whole = [_kline(100, 1000, 200), _kline(100, 1000, 300), _kline(100, 1000, 400)]
+    cut = [_kline(100, 500, 200), _kline(520, 1000, 200), _kline(100, 500, 300),
+           _kline(520, 1000, 300), _kline(100, 1000, 400)]  # fmt: skip
+    assert fragmented(cut, whole)  # two of three lines in pieces
+    assert not fragmented(cut[2:], whole)  # one of two found lines in pieces
+    assert not fragmented(whole, whole) and not fragmented([], whole)

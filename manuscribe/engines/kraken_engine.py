@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 KRAKEN_SUFFIXES = (".mlmodel", ".safetensors")
 DOI_PREFIX = "doi:"
 BUNDLED_SEGMENTER = "blla (bundled with kraken)"
+SEGMENTER_HEIGHT = 1800  # blla resizes every page to this height before its network sees it
+# Median line height (in that view) from which the smaller views' whole lines replace the pieces.
+# On 18 held-out training pages (scripts/build_handwriting_model.py's validation split), merging
+# everywhere found the most lines but read registers worse (their cells are separate lines);
+# merging only above this height, or where most lines were cut (`fragmented`), read best.
+LARGE_SCRIPT = 80
 
 
 @dataclass(frozen=True)
@@ -157,17 +163,16 @@ class KrakenEngine:
 
         image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
         config = SegmentationInferenceConfig(**_placement(self.device))
-        segmentation = None
-        for page_height in sorted(self.page_heights, reverse=True):  # kraken's own view first
-            found = self._segmenter.predict(_padded(image, page_height), config)
-            kept = [_inside(ln, image.size) for ln in found.lines or []]
-            found = dataclasses.replace(found, lines=[ln for ln in kept if ln])
-            if segmentation is None:
-                segmentation = found
-            else:  # where the closer view cut a line into pieces, the farther one's line
-                segmentation = dataclasses.replace(
-                    segmentation, lines=merge_views(segmentation.lines, found.lines)
-                )
+        first, *others = sorted(self.page_heights, reverse=True)  # kraken's own view first
+        segmentation = self._segment(image, first, config)
+        large = script_height(segmentation.lines, image.height / first) >= LARGE_SCRIPT
+        for page_height in others:
+            found = self._segment(image, page_height, config)
+            if not segmentation.lines or fragmented(segmentation.lines, found.lines):
+                segmentation = found  # most lines were cut: the farther view's lines, all
+            elif large:  # the farther view's whole line wherever the closer one cut it
+                lines = merge_views(segmentation.lines, found.lines)
+                segmentation = dataclasses.replace(segmentation, lines=lines)
         kept = segmentation.lines
         readings = self._read(image, segmentation)
         # every line the segmenter found is kept, however unsure its reading (its confidence
@@ -179,6 +184,12 @@ class KrakenEngine:
             lines.append(_line(kline, text, confidence))
             line_regions.append((kline.regions or [None])[0])
         return PageResult(lines=lines, blocks=_blocks(line_regions))
+
+    def _segment(self, image: Image.Image, page_height: float, config):
+        """blla's lines of the page on a canvas `1 / page_height` as tall, clipped to the page."""
+        found = self._segmenter.predict(_padded(image, page_height), config)
+        kept = [_inside(ln, image.size) for ln in found.lines or []]
+        return dataclasses.replace(found, lines=[ln for ln in kept if ln])
 
     def _read(self, image: Image.Image, segmentation) -> list[tuple[str, float]]:
         if self._recognizer is not None:
@@ -220,6 +231,17 @@ def _placement(device: str) -> dict:
     return {"accelerator": "cpu", "device": 1}
 
 
+def script_height(lines: list, canvas_height: float) -> float:
+    """The median height of the lines' polygons as blla's network saw them (it resizes its
+    input, of `canvas_height`, to 1,800 px high): large script is what blla cuts into pieces."""
+    from statistics import median
+
+    if not lines or canvas_height <= 0:
+        return 0.0
+    heights = [max(y for _, y in ln.boundary) - min(y for _, y in ln.boundary) for ln in lines]
+    return median(heights) * SEGMENTER_HEIGHT / canvas_height
+
+
 def line_pieces(fine: list, coarse: list) -> list[list[int]]:
     """For each line of the `coarse` segmentation, the indices of the `fine` lines that run along
     it: one when both views found the same line, several when the fine view cut it into pieces,
@@ -247,6 +269,16 @@ def line_pieces(fine: list, coarse: list) -> list[list[int]]:
         taken.update(found)
         pieces.append(found)
     return pieces
+
+
+def fragmented(fine: list, coarse: list) -> bool:
+    """Whether the `fine` view cut most lines into pieces: the median coarse line is in two or
+    more. blla does this to very large script (a few lines to the page), whose pieces are each
+    small, so the script's height in the fine view does not show it."""
+    from statistics import median
+
+    counts = [len(found) for found in line_pieces(fine, coarse) if found]
+    return bool(counts) and median(counts) >= 2
 
 
 def merge_views(fine: list, coarse: list) -> list:
