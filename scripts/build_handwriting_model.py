@@ -5,11 +5,16 @@
     python scripts/build_handwriting_model.py export CHECKPOINT  # -> manuscribe/models/
     python scripts/build_handwriting_model.py evaluate default ppocr  # held-out pages
 
-The shipped v2 was trained in three runs on one output path (each resuming the last checkpoint):
+v2 was trained in three runs on one output path (each resuming the last checkpoint):
 `train --max-minutes 115 --eval-every 4000 --threads 2` to 20,000 lines (backbone frozen), then
 `train --resume --english-boost 10 --lr 2.5e-4 --eval-every 4000` to 44,000 lines (v1 was the best
 model of this run, at 36,000), then `train --resume --english-boost 10 --lr 2.5e-4 --eval-every 3000
 --trainable-stages 1 --lr-decay cosine --max-minutes 58` to 57,216 lines (best at 57,008).
+v3 starts from v2's shipped file (in git at 6ee9e1a): `train --base manuscribe-htr-latin-v2.onnx
+--trainable-stages 2 --lr 1.5e-4 --lr-decay cosine --english-boost 10 --eval-every 4000
+--max-minutes 70 --threads 1`, then the same with `--resume --eval-every 3000 --max-minutes 25
+--threads 2` (v2's own checkpoint was lost with a machine; starting from its ONNX file loses only
+the optimiser's state).
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -42,7 +47,7 @@ WORK = ROOT / "work" / "htr"
 MIRRORS = ROOT.parent / ".mirror"
 MODELS = ROOT / "manuscribe" / "models"
 SEED = 20261201
-MODEL_NAME = "manuscribe-htr-latin-v2"
+MODEL_NAME = "manuscribe-htr-latin-v3"
 VAL_FRACTION = 0.06
 
 
