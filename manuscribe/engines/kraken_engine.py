@@ -304,17 +304,12 @@ def merge_views(fine: list, coarse: list) -> list:
 def _side_by_side(lines: list) -> bool:
     """Whether lines lie one after another along the page, as the pieces of one cut line do,
     rather than one above another (their baselines' horizontal spans overlap by under a fifth)."""
-    spans = sorted((min(x for x, _ in ln.baseline), max(x for x, _ in ln.baseline)) for ln in lines)
-    total = sum(end - start for start, end in spans)
-    union, reach = 0, None
-    for start, end in spans:
-        if reach is None or start > reach:
-            union += end - start
-            reach = end
-        elif end > reach:
-            union += end - reach
-            reach = end
-    return total <= 1.2 * union
+    from shapely.geometry import LineString
+    from shapely.ops import unary_union
+
+    xs = [[x for x, _ in ln.baseline] for ln in lines]
+    spans = [LineString([(min(x), 0), (max(x), 0)]) for x in xs]
+    return sum(span.length for span in spans) <= 1.2 * unary_union(spans).length
 
 
 def _padded(image: Image.Image, page_height: float) -> Image.Image:
