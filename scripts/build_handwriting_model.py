@@ -15,6 +15,9 @@ v3 starts from v2's shipped file (in git at 6ee9e1a): `train --base manuscribe-h
 --max-minutes 70 --threads 1`, then the same with `--resume --eval-every 3000 --max-minutes 25
 --threads 2` (v2's own checkpoint was lost with a machine; starting from its ONNX file loses only
 the optimiser's state).
+v4 starts from v3's shipped file: `train --base manuscribe-htr-latin-v3.onnx --freeze none --lr 1e-4
+--lr-decay cosine --english-boost 10 --eval-every 3000 --max-minutes 85 --threads 1`, stopped at
+9,008 lines (its best, val CER 0.1785 -> 0.1707).
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -47,7 +50,7 @@ WORK = ROOT / "work" / "htr"
 MIRRORS = ROOT.parent / ".mirror"
 MODELS = ROOT / "manuscribe" / "models"
 SEED = 20261201
-MODEL_NAME = "manuscribe-htr-latin-v3"
+MODEL_NAME = "manuscribe-htr-latin-v4"
 VAL_FRACTION = 0.06
 
 

@@ -17,8 +17,8 @@ from producer.submit import SubmitError, _share_ocr_model
 
 def test_default_is_the_shipped_handwriting_model():
     model = rec_models.resolve("default")
-    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v3.onnx"
-    assert model.name == "manuscribe-htr-latin-v3" and len(model.sha256) == 64
+    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v4.onnx"
+    assert model.name == "manuscribe-htr-latin-v4" and len(model.sha256) == 64
     assert (rec_models.MODELS_DIR / "NOTICE.md").is_file()
     assert (rec_models.MODELS_DIR / "LICENSE-Apache-2.0.txt").is_file()
     assert rec_models.resolve("ppocr").path is None  # rapidocr's own

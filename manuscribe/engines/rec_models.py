@@ -22,7 +22,7 @@ from manuscribe.engines.base import EngineError
 from manuscribe.settings import cache_root
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = "manuscribe-htr-latin-v3"
+DEFAULT_MODEL = "manuscribe-htr-latin-v4"
 STORAGE_PREFIX = "storage:"
 
 
