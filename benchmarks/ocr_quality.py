@@ -4,7 +4,8 @@ Runs `manuscribe run` (embedded, no correction) over the dev pages twice, once w
 default recogniser (rapidocr's own PP-OCR model, `--ocr-model ppocr`) and once with the new one
 (`--ocr-model default`, or the model given), scores both with `manuscribe eval`'s code, and prints
 one JSON line: line-aligned CER (strict and case/punctuation-insensitive) and full-page CER per
-language, and pages/s of each.
+language, and pages/s of each. The new model is also run with `--no-ocr-lm` (greedy decoding,
+its character language model unused), so what the language model adds is measured beside it.
 
 Usage: python benchmarks/ocr_quality.py [--pages 48] [--ocr-model default] [--jobs 0]
 """
@@ -39,8 +40,9 @@ def run_and_score(pdfs: list[Path], flags: list[str], env: dict | None = None):
         return elapsed, evaluate_folder(Path(out), DATASET)
 
 
-def measure(pdfs: list[Path], ocr_model: str, jobs: int) -> dict:
+def measure(pdfs: list[Path], ocr_model: str, jobs: int, lm: bool = True) -> dict:
     flags = ["--ocr-model", ocr_model] + (["--jobs", str(jobs)] if jobs else [])
+    flags += [] if lm else ["--no-ocr-lm"]
     elapsed, report = run_and_score(pdfs, flags)
     result = {"pages_per_s": round(len(pdfs) / elapsed, 3)}
     for group, stages in report["summary"].items():
@@ -62,6 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     pdfs = pick_pages(args.pages)
     previous = measure(pdfs, "ppocr", args.jobs)
+    greedy = measure(pdfs, args.ocr_model, args.jobs, lm=False)
     new = measure(pdfs, args.ocr_model, args.jobs)
     print(
         json.dumps(
@@ -71,6 +74,7 @@ def main() -> None:
                 "cores": len(os.sched_getaffinity(0)),
                 "new_model": args.ocr_model,
                 "new": new,
+                "new_without_lm": greedy,
                 "previous": previous,
                 "speed_new_vs_previous": round(new["pages_per_s"] / previous["pages_per_s"], 3),
             }

@@ -61,6 +61,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     engine: opt.Engine = None,
     ocr_model: opt.OcrModel = None,
+    ocr_lm: opt.OcrLm = None,
     seg_model: opt.SegModel = None,
     corrector: opt.Corrector = None,
     model: opt.Model = None,
@@ -78,6 +79,7 @@ def run(
         settings = opt.settings_from_flags(
             engine=engine,
             ocr_model=ocr_model,
+            ocr_language_model=ocr_lm,
             seg_model=seg_model,
             corrector=corrector,
             model=model,

@@ -25,6 +25,14 @@ OcrModel = Annotated[
         "--engine kraken also a kraken model: PATH.mlmodel | PATH.safetensors | doi:DOI.",
     ),
 ]
+OcrLm = Annotated[
+    bool | None,
+    typer.Option(
+        "--ocr-lm/--no-ocr-lm",
+        help="Decode lines with the character language model the recogniser carries (beam "
+        "search); --no-ocr-lm reads greedily. Default: on (setting ocr_language_model).",
+    ),
+]
 SegModel = Annotated[
     str | None,
     typer.Option(

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     )
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
+    # decode lines by beam search with the character language model the recogniser carries
+    # (engines/ctc_decoder.py); false = greedy, the likeliest character of each frame
+    ocr_language_model: bool = True
     dpi: int = 200
     lang: str | None = None  # language hint, ISO 639-1
     languages: list[str] = Field(

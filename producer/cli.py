@@ -40,6 +40,7 @@ def submit(
     job: Annotated[str | None, typer.Option(help="Job name (default: time + random).")] = None,
     engine: opt.Engine = None,
     ocr_model: opt.OcrModel = None,
+    ocr_lm: opt.OcrLm = None,
     seg_model: opt.SegModel = None,
     corrector: opt.Corrector = None,
     model: opt.Model = None,
@@ -57,6 +58,7 @@ def submit(
         settings = opt.settings_from_flags(
             engine=engine,
             ocr_model=ocr_model,
+            ocr_language_model=ocr_lm,
             seg_model=seg_model,
             corrector=corrector,
             model=model,

@@ -3,6 +3,7 @@
     python scripts/build_handwriting_model.py prepare   # pages.tsv -> line crops (resumable)
     python scripts/build_handwriting_model.py train --max-minutes 120 [--resume] [--device cuda]
     python scripts/build_handwriting_model.py export CHECKPOINT  # -> manuscribe/models/
+    python scripts/build_handwriting_model.py lm MODEL.onnx  # add the character LM -> models/
     python scripts/build_handwriting_model.py evaluate default ppocr  # held-out pages
 
 v2 was trained in three runs on one output path (each resuming the last checkpoint):
@@ -18,6 +19,8 @@ the optimiser's state).
 v4 starts from v3's shipped file: `train --base manuscribe-htr-latin-v3.onnx --freeze none --lr 1e-4
 --lr-decay cosine --english-boost 10 --eval-every 3000 --max-minutes 85 --threads 1`, stopped at
 9,008 lines (its best, val CER 0.1785 -> 0.1707).
+v5 is v4's file (in git at b0817dd) with the character language model of the training split added:
+`lm manuscribe-htr-latin-v4.onnx` (LM_* below; `train` and `export` add it too).
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -50,8 +53,16 @@ WORK = ROOT / "work" / "htr"
 MIRRORS = ROOT.parent / ".mirror"
 MODELS = ROOT / "manuscribe" / "models"
 SEED = 20261201
-MODEL_NAME = "manuscribe-htr-latin-v4"
+MODEL_NAME = "manuscribe-htr-latin-v5"
 VAL_FRACTION = 0.06
+# the character language model (manuscribe/engines/char_lm.py) the recogniser carries; order,
+# pruning and weights were chosen on the validation pages (docs/models.md)
+LM_ORDER = 6
+LM_MIN_COUNT = 2
+LM_WEIGHT = 0.3
+LM_LENGTH_BONUS = 1.0
+LM_BEAM = 16
+LM_PRUNE = 0.01
 
 
 def read_pages_tsv(path: Path) -> list[dict]:
@@ -163,6 +174,7 @@ def train(args: argparse.Namespace) -> None:
           f"({len({s.page for s in val_set})} pages)", flush=True)  # fmt: skip
     import onnx
 
+    from manuscribe.engines.char_lm import METADATA_KEY
     from manuscribe.training.recognizer import base_model_path
 
     base = onnx_charset(onnx.load(str(args.base or base_model_path())))
@@ -185,6 +197,7 @@ def train(args: argparse.Namespace) -> None:
             "manuscribe_model": MODEL_NAME,
             "manuscribe_base": "PP-OCRv6_rec_small (rapidocr; Apache-2.0, PaddlePaddle Authors)",
             "manuscribe_training": "scripts/build_handwriting_model.py, pages.tsv of htr-training",
+            METADATA_KEY: language_model(train_set),
             "manuscribe_settings": json.dumps({"stretch": args.stretch, "freeze": args.freeze,
                                                "trainable_stages": args.trainable_stages,
                                                "lr": args.lr, "lr_decay": args.lr_decay,
@@ -200,6 +213,33 @@ def train(args: argparse.Namespace) -> None:
         trainer.resume()
     trainer.train()
     print(json.dumps(trainer.state.history[-1]), flush=True)
+
+
+def language_model(train_set: list) -> str:
+    """The character LM of the training split's transcriptions, as model metadata."""
+    from manuscribe.engines.char_lm import CharNgramLM, DecoderWeights
+
+    weights = DecoderWeights(LM_WEIGHT, LM_LENGTH_BONUS, LM_BEAM, LM_PRUNE)
+    texts = (s.text for s in train_set)
+    return CharNgramLM.build(texts, LM_ORDER, LM_MIN_COUNT, weights=weights).to_metadata()
+
+
+def add_language_model(args: argparse.Namespace) -> None:
+    """Write `model` again with the language model of the training split (and this build's
+    name) in its metadata; the network is untouched."""
+    import onnx
+
+    from manuscribe.engines.char_lm import METADATA_KEY
+    from manuscribe.training.recognizer import onnx_metadata, set_metadata
+
+    train_set, _ = split(LineStore(args.work / "store").samples())
+    model = onnx.load(str(args.model))
+    network = onnx_metadata(model).get("manuscribe_model", args.model.stem)
+    set_metadata(model, {METADATA_KEY: language_model(train_set), "manuscribe_model": MODEL_NAME,
+                         "manuscribe_network": network})  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(args.out))
+    print(f"{args.out}: language model of {len(train_set)} training lines added", flush=True)
 
 
 def model_metadata(checkpoint: dict, **settings) -> dict[str, str]:
@@ -226,7 +266,11 @@ def export(args: argparse.Namespace) -> None:
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     recognizer, _ = load_recognizer(None, checkpoint["charset"], checkpoint["stretch"])
     recognizer.load_state_dict(checkpoint["model"])
-    export_onnx(recognizer, args.out, model_metadata(checkpoint))
+    metadata = model_metadata(checkpoint)
+    from manuscribe.engines.char_lm import METADATA_KEY
+
+    metadata[METADATA_KEY] = language_model(split(LineStore(args.work / "store").samples())[0])
+    export_onnx(recognizer, args.out, metadata)
     print(f"{args.out}: {checkpoint['state']['lines_seen']} lines seen", flush=True)
 
 
@@ -325,6 +369,7 @@ def main() -> None:
     x = sub.add_parser("export")
     x.add_argument("checkpoint", type=Path)
     x.add_argument("--out", type=Path, default=MODELS / f"{MODEL_NAME}.onnx")
+    x.add_argument("--work", type=Path, default=WORK)
     b = sub.add_parser("blend")
     b.add_argument("checkpoint", type=Path)
     b.add_argument("--out", type=Path, required=True)
@@ -333,6 +378,10 @@ def main() -> None:
     b.add_argument("--val-lines", type=int, default=600)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--work", type=Path, default=WORK)
+    m = sub.add_parser("lm", help="add the training split's character language model to a model")
+    m.add_argument("model", type=Path)
+    m.add_argument("--out", type=Path, default=MODELS / f"{MODEL_NAME}.onnx")
+    m.add_argument("--work", type=Path, default=WORK)
     e = sub.add_parser("evaluate")
     e.add_argument("models", nargs="+", help="ocr_model values: default, ppocr or paths")
     e.add_argument("--pages", type=Path, default=PAGES_TSV)
@@ -342,6 +391,8 @@ def main() -> None:
         evaluate(args)
     elif args.command == "export":
         export(args)
+    elif args.command == "lm":
+        add_language_model(args)
     elif args.command == "blend":
         blend(args)
     elif args.command == "prepare":

@@ -17,8 +17,8 @@ from producer.submit import SubmitError, _share_ocr_model
 
 def test_default_is_the_shipped_handwriting_model():
     model = rec_models.resolve("default")
-    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v4.onnx"
-    assert model.name == "manuscribe-htr-latin-v4" and len(model.sha256) == 64
+    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v5.onnx"
+    assert model.name == "manuscribe-htr-latin-v5" and len(model.sha256) == 64
     assert (rec_models.MODELS_DIR / "NOTICE.md").is_file()
     assert (rec_models.MODELS_DIR / "LICENSE-Apache-2.0.txt").is_file()
     assert rec_models.resolve("ppocr").path is None  # rapidocr's own
@@ -102,3 +102,47 @@ def test_reading_with_the_shipped_model_needs_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_shipped_model_reads_with_its_language_model_unless_told_not_to(dataset):
+    from PIL import Image
+
+    from manuscribe.engines import Hints
+
+    model = rec_models.resolve("default")
+    lm = rec_models.language_model(model)
+    assert lm is not None and lm.order >= 4 and len(lm.counts) > 10_000
+    assert lm.score("Testament de") > lm.score("Tzstqment dx")
+    with_lm = RapidOcrEngine(rec_model=model, text_score=0.0)
+    greedy = RapidOcrEngine(rec_model=model, text_score=0.0, language_model=False)
+    assert with_lm.settings()["decoder"] == "beam+charlm"
+    assert greedy.settings()["decoder"] == "greedy"
+    assert RapidOcrEngine(rec_model=rec_models.resolve("ppocr")).language_model is None
+    settings = load_settings()
+    assert engine_info(with_lm, settings).fingerprint != engine_info(greedy, settings).fingerprint
+
+    with Image.open(dataset / "poilus_AD78_0005-1.jpg") as image:
+        page = image.convert("RGB")
+    beam = with_lm.recognize(page, Hints(dpi=200)).lines
+    plain = greedy.recognize(page, Hints(dpi=200)).lines
+    # the same lines, kept or dropped by the same (greedy) confidence; only the text changes
+    assert [(x.bbox, x.confidence) for x in beam] == [(x.bbox, x.confidence) for x in plain]
+    assert sum(x.text != y.text for x, y in zip(beam, plain, strict=True)) >= 2
+    crops = [page.crop(line.bbox) for line in plain[:4]]
+    assert [t for t, _ in with_lm.read_crops(crops)] != [t for t, _ in greedy.read_crops(crops)]
+
+
+def test_a_model_whose_language_model_is_damaged_is_refused_by_name(tmp_path):
+    from tests.requires import require_module
+
+    onnx = require_module("onnx", "pip install -e '.[train]'")
+    model = onnx.load(str(rec_models.resolve("default").path))
+    for entry in model.metadata_props:
+        if entry.key == "manuscribe_charlm":
+            entry.value = "not base64 zlib json"
+    damaged = tmp_path / "damaged.onnx"
+    onnx.save(model, str(damaged))
+    with pytest.raises(EngineError, match="damaged.onnx: its language model cannot be read"):
+        RapidOcrEngine(rec_model=rec_models.resolve(str(damaged)))
+    # read greedily, the same file still works
+    assert RapidOcrEngine(rec_model=rec_models.resolve(str(damaged)), language_model=False)

@@ -171,7 +171,14 @@ def test_manuscribe_train_writes_a_model_the_engine_reads_with(dataset, tmp_path
     assert "validation CER" in result.stdout and out.is_file()
 
     model = rec_models.resolve(str(out))
+    # its language model is the shipped one plus the n-grams of the collection's own lines
+    shipped = rec_models.language_model(rec_models.resolve("default"))
+    own = rec_models.language_model(model)
+    assert own is not None and own.order == shipped.order
+    grown = [g for g, n in own.counts.items() if n > shipped.counts.get(g, 0)]
+    assert len(grown) > 1000 and all(own.counts[g] >= n for g, n in shipped.counts.items())
     engine = RapidOcrEngine(threads=2, rec_model=model)
+    assert engine.settings()["decoder"] == "beam+charlm"
     with Image.open(dataset / "poilus_AD78_0005-1.jpg") as image:
         page = engine.recognize(image.convert("RGB"), Hints(dpi=200))
     assert len(page.lines) >= 5 and sum(len(line.text) for line in page.lines) > 100

@@ -35,6 +35,7 @@ JOB_OPTIONS = (
     "seg_model",
     "seg_page_heights",
     "ocr_second_opinion",
+    "ocr_language_model",
     "corrector",
     "model",
     "model_revision",
@@ -61,6 +62,7 @@ ENGINE_OPTIONS = (
     "seg_model",
     "seg_page_heights",
     "ocr_second_opinion",
+    "ocr_language_model",
     "tesseract_lang",
 )
 # what keys a worker's loaded corrector: the job's options less those only OCR and output read

@@ -24,6 +24,7 @@ def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
             threads=settings.effective_threads,
             rec_model=model,
             second_opinion=settings.ocr_second_opinion,
+            language_model=settings.ocr_language_model,
         )
     if name == "tesseract":
         from manuscribe.engines.tesseract_engine import TESSERACT_LANGS, TesseractEngine
@@ -59,6 +60,7 @@ def _kraken_engine(settings: Settings, storage) -> OcrEngine:
             threads=settings.effective_threads,
             rec_model=model,
             second_opinion=settings.ocr_second_opinion,
+            language_model=settings.ocr_language_model,
         )
     return KrakenEngine(
         seg_model=seg,

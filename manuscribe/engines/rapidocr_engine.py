@@ -2,8 +2,10 @@
 
 Detection uses the model rapidocr ships. Recognition uses manuscribe's handwriting recogniser by
 default (a PP-OCR recogniser fine-tuned on open handwritten ground truth, see docs/models.md), or
-any recogniser named by the `ocr_model` setting (engines/rec_models.py). It returns lines
-(quadrilateral, text, score); the pipeline groups them into blocks. The 180-degree line classifier
+any recogniser named by the `ocr_model` setting (engines/rec_models.py). When the recogniser
+carries a character language model, lines are decoded by beam search with it
+(engines/ctc_decoder.py) instead of greedily. It returns lines (quadrilateral, text, score); the
+pipeline groups them into blocks. The 180-degree line classifier
 is off: on cursive it flipped good lines and garbled them.
 """
 
@@ -15,6 +17,7 @@ from importlib.metadata import version
 import numpy as np
 from PIL import Image
 
+from manuscribe.engines import rec_models
 from manuscribe.engines.base import EngineError, Hints, PageResult
 from manuscribe.engines.rec_models import RecModel
 from manuscribe.model import Line
@@ -29,6 +32,7 @@ class RapidOcrEngine:
         text_score: float = 0.5,
         rec_model: RecModel | None = None,
         second_opinion: bool = False,
+        language_model: bool = True,
     ):
         try:
             from rapidocr import RapidOCR
@@ -55,8 +59,16 @@ class RapidOcrEngine:
             if self.second_opinion:  # rapidocr's own recogniser, for printed and typed lines
                 second = {k: v for k, v in params.items() if k != "Rec.model_path"}
                 self._second = RapidOCR(params=second)
+            recognizer = self._ocr._load_rec_model()  # loaded now: a broken file fails here
         except Exception as exc:  # a broken model file fails here, before any page
             raise EngineError(f"rapidocr could not load its models ({exc})") from exc
+        self.language_model = None
+        if language_model and rec_model is not None:
+            self.language_model = rec_models.language_model(rec_model)
+        if self.language_model is not None:
+            from manuscribe.engines.ctc_decoder import LmCtcDecode
+
+            recognizer.postprocess_op = LmCtcDecode(recognizer.postprocess_op, self.language_model)
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
 
     def settings(self) -> dict:
@@ -69,6 +81,8 @@ class RapidOcrEngine:
             "det": "PP-OCRv6 small",
             "rec": rec,
             "second_opinion": "PP-OCRv6 small" if self.second_opinion else None,
+            # the LM itself is in the model file (its sha256); this says whether it is used
+            "decoder": "beam+charlm" if self.language_model is not None else "greedy",
         }
 
     def recognize(self, image: Image.Image, hints: Hints) -> PageResult:

@@ -22,7 +22,7 @@ from manuscribe.engines.base import EngineError
 from manuscribe.settings import cache_root
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = "manuscribe-htr-latin-v4"
+DEFAULT_MODEL = "manuscribe-htr-latin-v5"
 STORAGE_PREFIX = "storage:"
 
 
@@ -55,18 +55,37 @@ def _identify(spec: str, path: Path) -> RecModel:
 
 def model_name(path: Path) -> str:
     """The name a model carries in its metadata, else its file name; checks it is a recogniser."""
+    meta = read_metadata(path)
+    if "character" not in meta:
+        raise EngineError(f"{path}: not a PP-OCR recogniser (no `character` metadata)")
+    return meta.get("manuscribe_model") or path.stem
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The ONNX file's metadata (its character list, name, language model, ...)."""
     try:
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = session.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
-            raise EngineError(f"{path}: not a PP-OCR recogniser (no `character` metadata)")
-        return meta.get("manuscribe_model") or path.stem
-    except EngineError:
-        raise
+        return dict(session.get_modelmeta().custom_metadata_map)
     except Exception as exc:  # onnxruntime raises its own error types
         raise EngineError(f"{path}: not a loadable ONNX model ({exc})") from exc
+
+
+@lru_cache(maxsize=4)
+def language_model(model: RecModel):
+    """The character language model a recogniser carries (engines/char_lm.py), or None."""
+    from manuscribe.engines.char_lm import METADATA_KEY, CharNgramLM
+
+    if model.path is None:
+        return None
+    value = read_metadata(model.path).get(METADATA_KEY)
+    if not value:
+        return None
+    try:
+        return CharNgramLM.from_metadata(value)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EngineError(f"{model.path}: its language model cannot be read ({exc})") from exc
 
 
 def resolve(spec: str | None, storage=None, cache_dir: Path | None = None) -> RecModel:

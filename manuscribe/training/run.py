@@ -2,7 +2,9 @@
 
 Ground truth is what eScriptorium and Transkribus export: ALTO or PAGE XML with the page images
 beside it. Lines are cropped once into `<out>.ckpt/lines/` (a resumed run reuses them), pages are
-split into training and validation, and the trainer keeps the best model at `out`.
+split into training and validation, and the trainer keeps the best model at `out`. The model
+written carries a character language model: the base model's, with the n-grams of the
+collection's training transcriptions added (engines/char_lm.py).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def train_collection(
     import torch
 
     from manuscribe.engines import rec_models
+    from manuscribe.engines.char_lm import METADATA_KEY
     from manuscribe.training.charset import extend_charset
     from manuscribe.training.recognizer import load_recognizer, onnx_charset
     from manuscribe.training.trainer import TrainConfig, Trainer
@@ -106,6 +109,7 @@ def train_collection(
     if added:
         log(f"characters the base model lacks, added to its output layer: {''.join(added)}")
     recognizer, _ = load_recognizer(base_path, charset)
+    language_model = collection_language_model(model, (s.text for s in train))
     config = TrainConfig(
         out=out,
         max_minutes=max_minutes,
@@ -119,6 +123,7 @@ def train_collection(
             "manuscribe_model": out.stem,
             "manuscribe_base": f"{model.name} sha256:{model.sha256[:16]}",
             "manuscribe_training": f"manuscribe train on {len(pages)} pages",
+            METADATA_KEY: language_model.to_metadata(),
         },
     )
     trainer = Trainer(recognizer, store, train, val, config, log=log, on_step=on_step)
@@ -127,6 +132,18 @@ def train_collection(
     trainer.train()
     report.history = trainer.state.history
     return report
+
+
+def collection_language_model(base, texts):
+    """The base model's language model plus every n-gram of the collection's own lines (a
+    collection's names and formulae are worth keeping even when seen once); a base without one
+    (rapidocr's) gives the collection's alone."""
+    from manuscribe.engines import rec_models
+    from manuscribe.engines.char_lm import CharNgramLM
+
+    own = CharNgramLM.build(texts, min_count=1)
+    shipped = rec_models.language_model(base)
+    return shipped.merged(own) if shipped is not None else own
 
 
 def _rapidocr_rec_path() -> Path:
