@@ -5,7 +5,8 @@ The collection is a folder of ALTO / PAGE XML with their images (an eScriptorium
 git repository of one at a commit (`--repo PATH_OR_URL --commit C`, its XML files and images are
 taken from git). Pages are split by a seeded hash of their path: N train, the rest are read.
 Prints one JSON line: line-aligned CER before/after (strict and case/punctuation-insensitive),
-lines trained on, training minutes and lines/s.
+after with the model's language model unused (`after_without_lm`), lines trained on, training
+minutes and lines/s.
 
 Usage: python benchmarks/finetune.py --repo /path/to/bare.git [--commit HEAD] [--train-pages 50]
                                      [--eval-pages 30] [--max-minutes 20] [--base default]
@@ -98,6 +99,8 @@ def main() -> None:
         if not model.is_file():
             raise SystemExit(f"training wrote no model:\n{log.stdout}\n{log.stderr}")
         after = score_folder(eval_dir, str(model))
+        # the fine-tuned network alone: what the collection's n-grams in the LM add
+        after_greedy = score_folder(eval_dir, str(model), language_model=False)
         history = [json.loads(line) for line in (work / "collection.onnx.ckpt" / "history.jsonl")
                    .read_text().splitlines()]  # fmt: skip
     print(json.dumps({
@@ -109,7 +112,7 @@ def main() -> None:
         "lines_per_s": history[-1]["lines_per_s"],
         "validation_cer": [h["val_cer"]["all"] for h in history],
         "base": args.base,
-        "before": before, "after": after,
+        "before": before, "after": after, "after_without_lm": after_greedy,
     }))  # fmt: skip
 
 

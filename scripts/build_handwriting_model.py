@@ -336,6 +336,9 @@ def evaluate(args: argparse.Namespace) -> None:
 
     folder = validation_pages(args)
     results = {model: score_folder(folder, model) for model in args.models}
+    if args.greedy_too:  # the same models with their language model unused (rapidocr's has none)
+        for model in (m for m in args.models if m != "ppocr"):
+            results[f"{model} --no-ocr-lm"] = score_folder(folder, model, language_model=False)
     print(json.dumps({"benchmark": "validation_pages", "results": results}, ensure_ascii=False))
 
 
@@ -386,6 +389,7 @@ def main() -> None:
     e.add_argument("models", nargs="+", help="ocr_model values: default, ppocr or paths")
     e.add_argument("--pages", type=Path, default=PAGES_TSV)
     e.add_argument("--work", type=Path, default=WORK)
+    e.add_argument("--greedy-too", action="store_true", help="also read each without its LM")
     args = parser.parse_args()
     if args.command == "evaluate":
         evaluate(args)

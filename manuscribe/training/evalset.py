@@ -30,9 +30,10 @@ def export_eval_page(page: GtPage, folder: Path, name: str, **fields) -> Path:
     return folder / f"{name}.jpg"
 
 
-def score_folder(folder: Path, ocr_model: str, jobs: int = 0) -> dict:
-    """Read every image of an evaluation folder with `ocr_model` (embedded, no correction) and
-    score it: line-aligned CER overall, case/punctuation-insensitive, and per `collection`."""
+def score_folder(folder: Path, ocr_model: str, jobs: int = 0, language_model: bool = True) -> dict:
+    """Read every image of an evaluation folder with `ocr_model` (embedded, no correction; with
+    `language_model` False, decoded greedily) and score it: line-aligned CER overall,
+    case/punctuation-insensitive, and per `collection`."""
     from manuscribe.evaluation import evaluate_folder
     from manuscribe.pipeline import run
     from manuscribe.settings import load_settings
@@ -40,7 +41,7 @@ def score_folder(folder: Path, ocr_model: str, jobs: int = 0) -> dict:
     images = sorted(folder.glob("*.jpg"))
     with tempfile.TemporaryDirectory() as out:
         settings = load_settings(corrector="none", formats=["json"], ocr_model=ocr_model,
-                                 jobs=jobs or None)  # fmt: skip
+                                 jobs=jobs or None, ocr_language_model=language_model)  # fmt: skip
         run(images, Path(out), settings)
         report = evaluate_folder(Path(out), folder)
     by_collection: dict[str, list[int]] = {}
