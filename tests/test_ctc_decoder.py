@@ -80,6 +80,19 @@ def test_without_a_model_the_beam_agrees_with_greedy_on_confident_frames():
     assert beam_search(held, CHARACTERS, None) == "t"
 
 
+def test_a_long_uncertain_line_does_not_underflow():
+    # 1,196 characters, each followed by a frame where the blank has only 0.45: the best path's
+    # probability is about 1e-425, far below what a float holds, so the beam must rescale
+    text = "cat is a cat " * 92
+    rows = []
+    for char in text:
+        rows += [{char: 0.98}, {"o": 0.3, "s": 0.25}]
+    probs = frames(*rows)
+    assert beam_search(probs, CHARACTERS, None) == text
+    lm = CharNgramLM.build(CORPUS, order=4, min_count=1)
+    assert beam_search(probs, CHARACTERS, lm).startswith("cat is a cat")
+
+
 def test_the_beam_sums_the_paths_greedy_decoding_splits():
     # each frame: blank 0.4, a 0.35, c 0.25; greedy says "" (0.16), but "a" has 0.4025
     probs = frames({"a": 0.35, "c": 0.25}, {"a": 0.35, "c": 0.25})

@@ -22,67 +22,75 @@ import numpy as np
 from manuscribe.engines.char_lm import CharNgramLM, DecoderWeights
 
 NEG_INF = float("-inf")
+TINY = 1e-150  # below this the beams' probabilities are scaled up (they only compare)
 
 
-def _log_add(a: float, b: float) -> float:
-    if a < b:
-        a, b = b, a
-    if b == NEG_INF:
-        return a
-    return a + math.log1p(math.exp(b - a))
-
-
-def _ranking(item: tuple[str, list], bonus: float) -> float:
-    prefix, (p_blank, p_char, lm_score, _) = item
-    return _log_add(p_blank, p_char) + lm_score + bonus * len(prefix)
+def _ranking(prefix: str, entry: list, bonus: float) -> float:
+    total = entry[0] + entry[1]
+    return (math.log(total) if total > 0.0 else NEG_INF) + entry[2] + bonus * len(prefix)
 
 
 def beam_search(probs: np.ndarray, characters: list[str], lm: CharNgramLM | None) -> str:
     """The best reading of one line. `probs` is (frames, classes) of per-frame probabilities,
-    class 0 the CTC blank and class i the string `characters[i]`."""
+    class 0 the CTC blank and class i the string `characters[i]`.
+
+    The CTC sums stay probabilities (not logs: fewer Python calls per step), scaled up whenever
+    the best falls under TINY; only their ratios matter."""
     # without a language model: the same search, CTC alone, no length bonus
     weights = lm.weights if lm is not None else DecoderWeights(weight=0.0, length_bonus=0.0)
     alpha, bonus, width, prune = weights.weight, weights.length_bonus, weights.beam, weights.prune
-    with np.errstate(divide="ignore"):
-        logs = np.log(probs.astype(np.float64))
-    # each beam: prefix -> [ln P(ends in blank), ln P(ends in a character), ln P_lm, last class]
-    beams: dict[str, list] = {"": [0.0, NEG_INF, 0.0, -1]}
-    candidates = [np.flatnonzero(row >= prune) for row in probs[:, 1:]]
-    for t in range(len(probs)):
-        blank = logs[t, 0]
-        tried = [(int(i) + 1, float(logs[t, i + 1])) for i in candidates[t]]
+    # per frame, only the blank's probability and the (class, probability) pairs worth trying
+    blanks = probs[:, 0].astype(np.float64).tolist()
+    frames, classes = np.nonzero(probs[:, 1:] >= prune)
+    classes += 1
+    values = probs[frames, classes].astype(np.float64).tolist()
+    candidates: list[list[tuple[int, float]]] = [[] for _ in blanks]
+    for frame, index, p in zip(frames.tolist(), classes.tolist(), values, strict=True):
+        candidates[frame].append((index, p))
+    # each beam: prefix -> [P(ends in blank), P(ends in a character), weighted ln P_lm, last class]
+    beams: dict[str, list] = {"": [1.0, 0.0, 0.0, -1]}
+    for blank, tried in zip(blanks, candidates, strict=True):
         following: dict[str, list] = {}
         for prefix, (p_blank, p_char, lm_score, last) in beams.items():
-            total = _log_add(p_blank, p_char)
+            total = p_blank + p_char
             same = following.get(prefix)
             if same is None:
-                same = following[prefix] = [NEG_INF, NEG_INF, lm_score, last]
-            same[0] = _log_add(same[0], total + blank)
-            for index, log_p in tried:
+                same = following[prefix] = [0.0, 0.0, lm_score, last]
+            same[0] += total * blank
+            for index, p in tried:
                 if index == last:  # the same letter goes on, or (after a blank) comes again
-                    same[1] = _log_add(same[1], p_char + log_p)
-                    source = p_blank + log_p
+                    same[1] += p_char * p
+                    source = p_blank * p
                 else:
-                    source = total + log_p
-                if source == NEG_INF:
+                    source = total * p
+                if source == 0.0:
                     continue
-                longer = prefix + characters[index]
+                char = characters[index]
+                longer = prefix + char
                 entry = following.get(longer)
                 if entry is None:
-                    step = alpha * lm.logprob(prefix, characters[index]) if alpha else 0.0
-                    entry = following[longer] = [NEG_INF, NEG_INF, lm_score + step, index]
-                entry[1] = _log_add(entry[1], source)
+                    step = alpha * lm.logprob(prefix, char) if alpha else 0.0
+                    entry = following[longer] = [0.0, 0.0, lm_score + step, index]
+                entry[1] += source
         if len(following) > width:
-            ranked = sorted(following.items(), key=lambda item: _ranking(item, bonus), reverse=True)
-            following = dict(ranked[:width])
+            score = {
+                k: (math.log(e[0] + e[1]) if e[0] + e[1] > 0.0 else NEG_INF) + e[2] + bonus * len(k)
+                for k, e in following.items()
+            }
+            ranked = sorted(score, key=score.__getitem__, reverse=True)
+            following = {k: following[k] for k in ranked[:width]}
+        top = max(e[0] + e[1] for e in following.values())
+        if 0.0 < top < TINY:
+            for entry in following.values():
+                entry[0] /= top
+                entry[1] /= top
         beams = following
 
-    def final(item: tuple[str, list]) -> float:
-        prefix, (p_blank, p_char, lm_score, _) = item
+    def final(prefix: str) -> float:
         end = alpha * lm.end_logprob(prefix) if alpha else 0.0
-        return _log_add(p_blank, p_char) + lm_score + end + bonus * len(prefix)
+        return _ranking(prefix, beams[prefix], bonus) + end
 
-    return max(beams.items(), key=final)[0]
+    return max(beams, key=final)
 
 
 class LmCtcDecode:
