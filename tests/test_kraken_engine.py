@@ -146,6 +146,17 @@ def test_reads_with_a_kraken_recognition_model(tmp_path, dataset, monkeypatch):
         assert 0.0 < line.confidence <= 1.0 and len(line.baseline) >= 2
 
 
+def test_how_the_reader_decodes_is_in_the_fingerprint():
+    """kraken's lines read by the default recogniser: with and without its language model are
+    two different OCR results, never reused for one another."""
+    on = load_settings(engine="kraken", threads=1)
+    off = load_settings(engine="kraken", threads=1, ocr_language_model=False)
+    engines = [create_engine("kraken", s) for s in (on, off)]
+    assert [e.settings()["rec"]["decoder"] for e in engines] == ["beam+charlm", "greedy"]
+    fingerprints = {engine_info(e, s).fingerprint for e, s in zip(engines, (on, off), strict=True)}
+    assert len(fingerprints) == 2
+
+
 def test_an_unreadable_kraken_model_is_an_engine_error_naming_it(tmp_path):
     bad = tmp_path / "broken.mlmodel"
     bad.write_bytes(b"this is not a model")

@@ -150,8 +150,9 @@ class KrakenEngine:
         if self.rec_model is not None:
             rec = {"kraken": self.rec_model.spec, "sha256": self.rec_model.sha256}
         else:
-            rec = {"reader": self.reader.settings()["rec"],
-                   "second_opinion": self.reader.settings()["second_opinion"]}  # fmt: skip
+            reader = self.reader.settings()
+            rec = {"reader": reader["rec"], "second_opinion": reader["second_opinion"],
+                   "decoder": reader["decoder"]}  # fmt: skip
         return {
             "seg": {"name": seg.spec, "sha256": seg.sha256} if seg else BUNDLED_SEGMENTER,
             "seg_page_heights": list(self.page_heights),
