@@ -62,7 +62,14 @@ def model_name(path: Path) -> str:
 
 
 def read_metadata(path: Path) -> dict[str, str]:
-    """The ONNX file's metadata (its character list, name, language model, ...)."""
+    """The ONNX file's metadata (its character list, name, language model, ...); read once per
+    file version, since resolving a model and loading its language model both need it."""
+    stat = path.stat()
+    return dict(_metadata(path, stat.st_size, stat.st_mtime))
+
+
+@lru_cache(maxsize=8)
+def _metadata(path: Path, size: int, mtime: float) -> dict[str, str]:
     try:
         import onnxruntime
 
