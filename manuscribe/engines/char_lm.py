@@ -106,13 +106,13 @@ class CharNgramLM:
         """ln P(text) as a whole line, EOS included."""
         return sum(self.logprob(text[:i], ch) for i, ch in enumerate(text)) + self.end_logprob(text)
 
-    def merged(self, other: CharNgramLM, other_weight: int = 1) -> CharNgramLM:
-        """This model's counts plus `other`'s (times `other_weight`): a collection's own
-        transcriptions added to the corpus the shipped model was built from."""
+    def merged(self, other: CharNgramLM) -> CharNgramLM:
+        """This model's counts plus `other`'s: a collection's own transcriptions added to the
+        corpus the shipped model was built from."""
         counts = Counter(self.counts)
         for gram, count in other.counts.items():
             if len(gram) <= self.order:
-                counts[gram] += count * other_weight
+                counts[gram] += count
         return CharNgramLM(self.order, dict(counts), self.discount, self.weights)
 
     def to_metadata(self) -> str:
