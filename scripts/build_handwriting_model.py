@@ -20,7 +20,7 @@ v4 starts from v3's shipped file: `train --base manuscribe-htr-latin-v3.onnx --f
 --lr-decay cosine --english-boost 10 --eval-every 3000 --max-minutes 85 --threads 1`, stopped at
 9,008 lines (its best, val CER 0.1785 -> 0.1707).
 v5 is v4's file (in git at b0817dd) with the character language model of the training split added:
-`lm manuscribe-htr-latin-v4.onnx` (LM_* below; `train` and `export` add it too).
+`lm manuscribe-htr-latin-v4.onnx` (char_lm's default settings; `train` and `export` add it too).
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -33,10 +33,8 @@ rebuilt; docs/models.md is its model card.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
-import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -44,62 +42,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from htr_corpus import (  # noqa: E402
+    MIRRORS,
+    PAGES_TSV,
+    SEED,
+    crop_page,
+    extract,
+    git_dir,
+    read_pages_tsv,
+    split,
+)
+
 from manuscribe.training.groundtruth import read_page  # noqa: E402
-from manuscribe.training.lines import LineStore, crop_lines  # noqa: E402
-from manuscribe.training.run import split_pages  # noqa: E402
+from manuscribe.training.lines import LineStore  # noqa: E402
 
-PAGES_TSV = ROOT.parent / "shared" / "datasets" / "htr-training" / "pages.tsv"
 WORK = ROOT / "work" / "htr"
-MIRRORS = ROOT.parent / ".mirror"
 MODELS = ROOT / "manuscribe" / "models"
-SEED = 20261201
 MODEL_NAME = "manuscribe-htr-latin-v5"
-VAL_FRACTION = 0.06
-# the character language model (manuscribe/engines/char_lm.py) the recogniser carries; order,
-# pruning and weights were chosen on the validation pages (docs/models.md)
-LM_ORDER = 6
-LM_MIN_COUNT = 2
-LM_WEIGHT = 0.3
-LM_LENGTH_BONUS = 1.0
-LM_BEAM = 16
-LM_PRUNE = 0.01
-
-
-def read_pages_tsv(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-
-
-def git_dir(mirrors: Path, repo: str) -> Path:
-    """A bare clone of `repo` under `mirrors` (as the fetch tool lays them out, or cloned here)."""
-    owner_name = repo.replace("/", "+")
-    for candidate in (mirrors / owner_name / "repo", mirrors / f"{owner_name}.git"):
-        if candidate.is_dir():
-            return candidate
-    target = mirrors / f"{owner_name}.git"
-    subprocess.run(
-        ["git", "clone", "--bare", f"https://github.com/{repo}", str(target)], check=True
-    )
-    return target
-
-
-def extract(git: Path, commit: str, path: str, target: Path) -> None:
-    if target.is_file() and target.stat().st_size > 0:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    data = subprocess.run(
-        ["git", "--git-dir", str(git), "show", f"{commit}:{path}"], check=True, capture_output=True
-    ).stdout
-    target.write_bytes(data)
-
-
-def _crop(job: tuple) -> tuple[tuple, list, list[str], str | None]:
-    """Parse and crop one page (in a worker process); the main process writes the store."""
-    xml, image = job[0], job[1]
-    page = read_page(Path(xml), Path(image))
-    if page.error:
-        return job, [], page.problems, page.error
-    return job, list(crop_lines(page)), page.problems, None
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -120,7 +79,7 @@ def prepare(args: argparse.Namespace) -> None:
     todo = [job for job in jobs if job[3] not in done]
     lines = problems = failed = 0
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for job, crops, notes, error in pool.map(_crop, todo, chunksize=4):
+        for job, crops, notes, error in pool.map(crop_page, todo, chunksize=4):
             problems += len(notes)
             if error:
                 failed += 1
@@ -128,20 +87,6 @@ def prepare(args: argparse.Namespace) -> None:
                 continue
             lines += len(store.add_crops(crops, job[2], job[3], job[4]))
     print(f"{len(todo)} pages cropped: {lines} lines, {problems} lines left out, {failed} failed")
-
-
-def split(samples: list) -> tuple[list, list]:
-    """Whole-page split, seeded: the same validation pages on every rebuild."""
-    by_collection: dict[str, set[str]] = {}
-    for sample in samples:
-        by_collection.setdefault(sample.collection, set()).add(sample.page)
-    val_pages: set[str] = set()
-    for pages in by_collection.values():  # collections of fewer than 4 pages stay whole
-        if len(pages) >= 4:
-            val_pages |= split_pages(sorted(pages), VAL_FRACTION, SEED)
-    train = [s for s in samples if s.page not in val_pages]
-    val = [s for s in samples if s.page in val_pages]
-    return train, val
 
 
 def collection_weights(samples: list, english_boost: float) -> list[float]:
@@ -174,7 +119,6 @@ def train(args: argparse.Namespace) -> None:
           f"({len({s.page for s in val_set})} pages)", flush=True)  # fmt: skip
     import onnx
 
-    from manuscribe.engines.char_lm import METADATA_KEY
     from manuscribe.training.recognizer import base_model_path
 
     base = onnx_charset(onnx.load(str(args.base or base_model_path())))
@@ -197,7 +141,7 @@ def train(args: argparse.Namespace) -> None:
             "manuscribe_model": MODEL_NAME,
             "manuscribe_base": "PP-OCRv6_rec_small (rapidocr; Apache-2.0, PaddlePaddle Authors)",
             "manuscribe_training": "scripts/build_handwriting_model.py, pages.tsv of htr-training",
-            METADATA_KEY: language_model(train_set),
+            **language_model(train_set),
             "manuscribe_settings": json.dumps({"stretch": args.stretch, "freeze": args.freeze,
                                                "trainable_stages": args.trainable_stages,
                                                "lr": args.lr, "lr_decay": args.lr_decay,
@@ -215,13 +159,16 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(trainer.state.history[-1]), flush=True)
 
 
-def language_model(train_set: list) -> str:
-    """The character LM of the training split's transcriptions, as model metadata."""
-    from manuscribe.engines.char_lm import CharNgramLM, DecoderWeights
+def language_model(train_set: list) -> dict[str, str]:
+    """The character LM of the training split's transcriptions, as a model metadata entry; its
+    order, pruning and decoder weights are char_lm's defaults, chosen on the validation pages
+    (docs/models.md). Empty without a line store (run `prepare` first)."""
+    from manuscribe.engines.char_lm import METADATA_KEY, CharNgramLM
 
-    weights = DecoderWeights(LM_WEIGHT, LM_LENGTH_BONUS, LM_BEAM, LM_PRUNE)
-    texts = (s.text for s in train_set)
-    return CharNgramLM.build(texts, LM_ORDER, LM_MIN_COUNT, weights=weights).to_metadata()
+    if not train_set:
+        print("no training lines in the line store: no language model", flush=True)
+        return {}
+    return {METADATA_KEY: CharNgramLM.build(s.text for s in train_set).to_metadata()}
 
 
 def add_language_model(args: argparse.Namespace) -> None:
@@ -229,14 +176,15 @@ def add_language_model(args: argparse.Namespace) -> None:
     name) in its metadata; the network is untouched."""
     import onnx
 
-    from manuscribe.engines.char_lm import METADATA_KEY
     from manuscribe.training.recognizer import onnx_metadata, set_metadata
 
     train_set, _ = split(LineStore(args.work / "store").samples())
+    entry = language_model(train_set)
+    if not entry:
+        raise SystemExit(f"{args.work / 'store'}: no line store to build the language model from")
     model = onnx.load(str(args.model))
     network = onnx_metadata(model).get("manuscribe_model", args.model.stem)
-    set_metadata(model, {METADATA_KEY: language_model(train_set), "manuscribe_model": MODEL_NAME,
-                         "manuscribe_network": network})  # fmt: skip
+    set_metadata(model, {**entry, "manuscribe_model": MODEL_NAME, "manuscribe_network": network})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(args.out))
     print(f"{args.out}: language model of {len(train_set)} training lines added", flush=True)
@@ -266,11 +214,8 @@ def export(args: argparse.Namespace) -> None:
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     recognizer, _ = load_recognizer(None, checkpoint["charset"], checkpoint["stretch"])
     recognizer.load_state_dict(checkpoint["model"])
-    metadata = model_metadata(checkpoint)
-    from manuscribe.engines.char_lm import METADATA_KEY
-
-    metadata[METADATA_KEY] = language_model(split(LineStore(args.work / "store").samples())[0])
-    export_onnx(recognizer, args.out, metadata)
+    train_set, _ = split(LineStore(args.work / "store").samples())
+    export_onnx(recognizer, args.out, {**model_metadata(checkpoint), **language_model(train_set)})
     print(f"{args.out}: {checkpoint['state']['lines_seen']} lines seen", flush=True)
 
 
