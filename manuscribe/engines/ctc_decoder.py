@@ -72,7 +72,7 @@ def beam_search(probs: np.ndarray, characters: list[str], lm: CharNgramLM | None
                     step = alpha * lm.logprob(prefix, char) if alpha else 0.0
                     entry = following[longer] = [0.0, 0.0, lm_score + step, index]
                 entry[1] += source
-        if len(following) > width:
+        if len(following) > width:  # `_ranking`, inlined: this runs for every prefix and frame
             score = {
                 k: (math.log(e[0] + e[1]) if e[0] + e[1] > 0.0 else NEG_INF) + e[2] + bonus * len(k)
                 for k, e in following.items()
