@@ -5,7 +5,10 @@ default recogniser (rapidocr's own PP-OCR model, `--ocr-model ppocr`) and once w
 (`--ocr-model default`, or the model given), scores both with `manuscribe eval`'s code, and prints
 one JSON line: line-aligned CER (strict and case/punctuation-insensitive) and full-page CER per
 language, and pages/s of each. The new model is also run with `--no-ocr-lm` (greedy decoding,
-its character language model unused), so what the language model adds is measured beside it.
+its character language model unused), and behind the line detector's stock thresholds (those of
+the previous default), so what the language model and the detector settings add are measured beside
+it. `line_cer_loose_missed` is the part of the loose CER that is ground-truth lines nothing was
+read into (line finding), the rest being misreadings.
 
 Usage: python benchmarks/ocr_quality.py [--pages 48] [--ocr-model default] [--jobs 0]
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.ocr_throughput import DATASET, pick_pages  # noqa: E402
+from benchmarks.ocr_throughput import DATASET, PREVIOUS_ENV, pick_pages  # noqa: E402
 
 
 def run_and_score(pdfs: list[Path], flags: list[str], env: dict | None = None):
@@ -40,16 +43,22 @@ def run_and_score(pdfs: list[Path], flags: list[str], env: dict | None = None):
         return elapsed, evaluate_folder(Path(out), DATASET)
 
 
-def measure(pdfs: list[Path], ocr_model: str, jobs: int, lm: bool = True) -> dict:
+def measure(
+    pdfs: list[Path], ocr_model: str, jobs: int, lm: bool = True, env: dict | None = None
+) -> dict:
     flags = ["--ocr-model", ocr_model] + (["--jobs", str(jobs)] if jobs else [])
     flags += [] if lm else ["--no-ocr-lm"]
-    elapsed, report = run_and_score(pdfs, flags)
+    elapsed, report = run_and_score(pdfs, flags, env)
     result = {"pages_per_s": round(len(pdfs) / elapsed, 3)}
     for group, stages in report["summary"].items():
         views = stages["before"]
         result[group] = {
             "line_cer": views["lines"]["cer"],
             "line_cer_loose": views["lines_loose"]["cer"],
+            # the part of line_cer_loose that is ground-truth lines nothing was read into
+            "line_cer_loose_missed": round(
+                views["lines_loose"]["missed_chars"] / max(1, views["lines_loose"]["chars"]), 4
+            ),
             "page_cer": views["full"]["cer"],
             "line_wer": views["lines"]["wer"],
         }
@@ -63,7 +72,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=0)
     args = parser.parse_args()
     pdfs = pick_pages(args.pages)
-    previous = measure(pdfs, "ppocr", args.jobs)
+    previous = measure(pdfs, "ppocr", args.jobs, env=PREVIOUS_ENV)
+    stock_detector = measure(pdfs, args.ocr_model, args.jobs, env=PREVIOUS_ENV)
     greedy = measure(pdfs, args.ocr_model, args.jobs, lm=False)
     new = measure(pdfs, args.ocr_model, args.jobs)
     print(
@@ -75,6 +85,7 @@ def main() -> None:
                 "new_model": args.ocr_model,
                 "new": new,
                 "new_without_lm": greedy,
+                "new_with_stock_detector": stock_detector,
                 "previous": previous,
                 "speed_new_vs_previous": round(new["pages_per_s"] / previous["pages_per_s"], 3),
             }

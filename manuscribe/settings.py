@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     seg_page_heights: list[Annotated[float, Field(gt=0.1, le=1.0)]] = Field(
         default_factory=lambda: [1.0, 0.5], min_length=1
     )
+    # rapidocr's line detector (DB): the mean text probability a line box must reach, and how far
+    # a box is grown around its text. rapidocr's stock values (0.5, 1.6) drop faint handwritten
+    # lines and make boxes taller than the line; these were chosen on the training collections'
+    # held-out pages (docs/models.md, "Line detection")
+    ocr_det_box_thresh: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    ocr_det_unclip_ratio: Annotated[float, Field(ge=1, le=3)] = 1.4
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
     # decode lines by beam search with the character language model the recogniser carries

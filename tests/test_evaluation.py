@@ -69,3 +69,13 @@ def test_loose_view_ignores_case_and_punctuation_and_recall_counts_found_lines()
     assert loose["chars"] == len("mon cher mari") + len("j ai reçu ta lettre")
     assert loose["char_errors"] == len(" reçu ta lettre")
     assert scores["detection"] == {"found": 1, "lines": 2}
+
+
+def test_loose_view_counts_the_characters_of_lines_nothing_was_read_into():
+    both = _page([((100, 200, 1000, 300), "Mon chor Mari"), ((100, 320, 500, 420), "J'ai")])
+    read_badly = score_page(both, GT, corrected=False)
+    assert read_badly["lines_loose"]["missed_chars"] == 0  # both lines got a reading
+    only_first = score_page(_page([((100, 200, 1000, 300), "Mon chor Mari")]), GT, corrected=False)
+    loose = only_first["lines_loose"]
+    assert loose["missed_chars"] == len("j ai reçu ta lettre")
+    assert loose["char_errors"] == 1 + loose["missed_chars"]  # the misreading, then the lost line

@@ -39,3 +39,45 @@ def test_default_engine_line_aligned_cer(tmp_path, dataset):
     print("line CER", overall["lines"]["cer"], "full CER", overall["full"]["cer"])
     assert abs(overall["lines"]["cer"] - LINE_CER) <= TOLERANCE, overall
     assert abs(overall["full"]["cer"] - FULL_CER) <= TOLERANCE, overall
+
+
+def _lines_found(detector: dict, dataset) -> float:
+    """Share of the quality pages' ground-truth lines that detected boxes cover by half."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from rapidocr import RapidOCR
+
+    from manuscribe.evaluation import lines_found
+
+    ocr = RapidOCR(
+        params={"Global.log_level": "warning", **{f"Det.{k}": v for k, v in detector.items()}}
+    )
+    found = total = 0
+    for page in QUALITY_PAGES:
+        gt = json.loads((dataset / f"{page}.json").read_text())
+        with Image.open(dataset / f"{page}.jpg") as image:
+            result = ocr(image.convert("RGB"), use_cls=False, use_rec=False)
+        boxes = [np.asarray(q) for q in (result.boxes if result.boxes is not None else [])]
+        pred = [((*q.min(axis=0), *q.max(axis=0)), "") for q in boxes]
+        found += lines_found(gt["lines"], pred, 1.0)
+        total += len(gt["lines"])
+    return found / total
+
+
+@pytest.mark.slow
+def test_handwriting_detector_settings_find_more_lines_than_stock(dataset):
+    """The default `ocr_det_*` settings are what the engine gets, and on handwriting they find
+    lines rapidocr's stock thresholds drop or box too loosely."""
+    from benchmarks.ocr_throughput import PREVIOUS_DETECTOR
+    from manuscribe.engines import detector_settings
+    from manuscribe.engines.rapidocr_engine import RapidOcrEngine
+
+    default = detector_settings(load_settings())
+    stock = detector_settings(load_settings(**PREVIOUS_DETECTOR))
+    assert stock == {"box_thresh": 0.5, "unclip_ratio": 1.6}  # rapidocr's own
+    engine = RapidOcrEngine(detector=default)
+    post = engine._ocr._load_det_model().postprocess_op
+    assert (post.box_thresh, post.unclip_ratio) == (0.3, 1.4)
+    assert _lines_found(default, dataset) > _lines_found(stock, dataset) + 0.01

@@ -25,6 +25,7 @@ def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
             rec_model=model,
             second_opinion=settings.ocr_second_opinion,
             language_model=settings.ocr_language_model,
+            detector=detector_settings(settings),
         )
     if name == "tesseract":
         from manuscribe.engines.tesseract_engine import TESSERACT_LANGS, TesseractEngine
@@ -61,6 +62,7 @@ def _kraken_engine(settings: Settings, storage) -> OcrEngine:
             rec_model=model,
             second_opinion=settings.ocr_second_opinion,
             language_model=settings.ocr_language_model,
+            detector=detector_settings(settings),
         )
     return KrakenEngine(
         seg_model=seg,
@@ -70,6 +72,14 @@ def _kraken_engine(settings: Settings, storage) -> OcrEngine:
         device=settings.kraken_device,
         page_heights=tuple(settings.seg_page_heights),
     )
+
+
+def detector_settings(settings: Settings) -> dict:
+    """rapidocr's line-detector parameters from the settings (see RapidOcrEngine)."""
+    return {
+        "box_thresh": settings.ocr_det_box_thresh,
+        "unclip_ratio": settings.ocr_det_unclip_ratio,
+    }
 
 
 def rec_models_cache(settings: Settings):

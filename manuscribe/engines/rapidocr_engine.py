@@ -1,8 +1,10 @@
 """rapidocr: PP-OCR line detection + line recognition on onnxruntime.
 
-Detection uses the model rapidocr ships. Recognition uses manuscribe's handwriting recogniser by
-default (a PP-OCR recogniser fine-tuned on open handwritten ground truth, see docs/models.md), or
-any recogniser named by the `ocr_model` setting (engines/rec_models.py). When the recogniser
+Detection uses the model rapidocr ships, with its thresholds set for handwriting (the
+`ocr_det_*` settings: the stock values drop faint lines and make boxes too tall). Recognition uses
+manuscribe's handwriting recogniser by default (a PP-OCR recogniser fine-tuned on open handwritten
+ground truth, see docs/models.md), or any recogniser named by the `ocr_model` setting
+(engines/rec_models.py). When the recogniser
 carries a character language model, lines are decoded by beam search with it
 (engines/ctc_decoder.py) instead of greedily. It returns lines (quadrilateral, text, score); the
 pipeline groups them into blocks. The 180-degree line classifier
@@ -33,6 +35,7 @@ class RapidOcrEngine:
         rec_model: RecModel | None = None,
         second_opinion: bool = False,
         language_model: bool = True,
+        detector: dict | None = None,
     ):
         try:
             from rapidocr import RapidOCR
@@ -42,6 +45,8 @@ class RapidOcrEngine:
         self.threads = threads
         self.text_score = text_score
         self.rec_model = rec_model
+        # DB detector parameters (box_thresh, unclip_ratio); None = rapidocr's own
+        self.detector = dict(detector or {})
         self.second_opinion = second_opinion and rec_model is not None and rec_model.path
         params = {
             "Global.use_cls": False,
@@ -50,6 +55,7 @@ class RapidOcrEngine:
             "Global.log_level": "warning",
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            **{f"Det.{key}": value for key, value in self.detector.items()},
         }
         if rec_model is not None and rec_model.path is not None:
             params["Rec.model_path"] = str(rec_model.path)
@@ -78,7 +84,9 @@ class RapidOcrEngine:
         return {
             "text_score": self.text_score,
             "use_cls": False,
-            "det": "PP-OCRv6 small",
+            "det": {"name": "PP-OCRv6 small", **self.detector}
+            if self.detector
+            else "PP-OCRv6 small",
             "rec": rec,
             "second_opinion": "PP-OCRv6 small" if self.second_opinion else None,
             # the LM itself is in the model file (its sha256); this says whether it is used
