@@ -1,14 +1,13 @@
 """rapidocr: PP-OCR line detection + line recognition on onnxruntime.
 
-Detection uses the model rapidocr ships, with its thresholds set for handwriting (the
-`ocr_det_*` settings: the stock values drop faint lines and make boxes too tall). Recognition uses
+Detection uses the model rapidocr ships, with its settings made for handwriting (the
+`ocr_det_*` settings: the stock ones drop faint lines and make boxes too tall). Recognition uses
 manuscribe's handwriting recogniser by default (a PP-OCR recogniser fine-tuned on open handwritten
 ground truth, see docs/models.md), or any recogniser named by the `ocr_model` setting
-(engines/rec_models.py). When the recogniser
-carries a character language model, lines are decoded by beam search with it
-(engines/ctc_decoder.py) instead of greedily. It returns lines (quadrilateral, text, score); the
-pipeline groups them into blocks. The 180-degree line classifier
-is off: on cursive it flipped good lines and garbled them.
+(engines/rec_models.py). When the recogniser carries a character language model, lines are
+decoded by beam search with it (engines/ctc_decoder.py) instead of greedily. It returns lines
+(quadrilateral, text, score); the pipeline groups them into blocks. The 180-degree line
+classifier is off: on cursive it flipped good lines and garbled them.
 """
 
 from __future__ import annotations
