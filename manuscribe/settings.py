@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # lines and make boxes taller than the line; these were chosen on the training collections'
     # held-out pages (docs/models.md, "Line detection")
     ocr_det_box_thresh: Annotated[float, Field(gt=0, lt=1)] = 0.3
-    ocr_det_unclip_ratio: Annotated[float, Field(ge=1, le=3)] = 1.4
+    ocr_det_unclip_ratio: Annotated[float, Field(ge=1, le=3)] = 1.2
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
     # decode lines by beam search with the character language model the recogniser carries
