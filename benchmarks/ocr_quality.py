@@ -56,9 +56,7 @@ def measure(
             "line_cer": views["lines"]["cer"],
             "line_cer_loose": views["lines_loose"]["cer"],
             # the part of line_cer_loose that is ground-truth lines nothing was read into
-            "line_cer_loose_missed": round(
-                views["lines_loose"]["missed_chars"] / max(1, views["lines_loose"]["chars"]), 4
-            ),
+            "line_cer_loose_missed": views["lines_loose"]["missed"],
             "page_cer": views["full"]["cer"],
             "line_wer": views["lines"]["wer"],
         }

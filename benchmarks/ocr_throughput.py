@@ -29,9 +29,7 @@ from pathlib import Path
 DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "handwriting"
 # the previous default engine: rapidocr's own recogniser behind its detector's stock thresholds
 PREVIOUS_DETECTOR = {"ocr_det_box_thresh": 0.5, "ocr_det_unclip_ratio": 1.6}
-PREVIOUS_ENV = {
-    f"MANUSCRIBE_{key.upper()}": str(value).lower() for key, value in PREVIOUS_DETECTOR.items()
-}
+PREVIOUS_ENV = {f"MANUSCRIBE_{key.upper()}": str(value) for key, value in PREVIOUS_DETECTOR.items()}
 
 
 def pick_pages(count: int) -> list[Path]:

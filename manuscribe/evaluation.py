@@ -133,11 +133,13 @@ def score_page(page: Page, gt: dict, corrected: bool) -> dict:
 def _rates(counts: dict) -> dict:
     if "found" in counts:
         return {"recall": round(counts["found"] / max(1, counts["lines"]), 4), **counts}
-    return {
+    rates = {
         "cer": round(counts["char_errors"] / max(1, counts["chars"]), 4),
         "wer": round(counts["word_errors"] / max(1, counts["words"]), 4),
-        **counts,  # the counts, so groups of pages (collections, say) can be summed again
     }
+    if "missed_chars" in counts:  # the part of cer that is lines nothing was read into
+        rates["missed"] = round(counts["missed_chars"] / max(1, counts["chars"]), 4)
+    return {**rates, **counts}  # the counts, so groups of pages can be summed again
 
 
 def _add(total: dict, counts: dict) -> None:

@@ -59,9 +59,7 @@ def score_folder(folder: Path, ocr_model: str, jobs: int = 0, language_model: bo
         "line_cer_loose": summary["lines_loose"]["cer"],
         "lines_found": summary["detection"]["recall"],
         # the part of line_cer_loose that is ground-truth lines nothing was read into
-        "line_cer_loose_missed": round(
-            summary["lines_loose"]["missed_chars"] / max(1, summary["lines_loose"]["chars"]), 4
-        ),
+        "line_cer_loose_missed": summary["lines_loose"]["missed"],
         "page_cer": summary["full"]["cer"],
         "by_collection": rates,
     }
