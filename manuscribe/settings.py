@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     ocr_det_unclip_ratio: Annotated[float, Field(ge=1, le=3)] = 1.2
     # also read each line with rapidocr's printed-text recogniser, keep the more confident reading
     ocr_second_opinion: bool = True
+    # ...which wins only where it is this much more confident (the LM-decoded handwriting reading
+    # is better than its greedy confidence says; chosen on the held-out pages, docs/models.md)
+    ocr_second_opinion_margin: Annotated[float, Field(ge=0, le=1)] = 0.1
     # decode lines by beam search with the character language model the recogniser carries
     # (engines/ctc_decoder.py); false = greedy, the likeliest character of each frame
     ocr_language_model: bool = True

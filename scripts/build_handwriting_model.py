@@ -21,6 +21,8 @@ v4 starts from v3's shipped file: `train --base manuscribe-htr-latin-v3.onnx --f
 9,008 lines (its best, val CER 0.1785 -> 0.1707).
 v5 is v4's file (in git at b0817dd) with the character language model of the training split added:
 `lm manuscribe-htr-latin-v4.onnx` (char_lm's default settings; `train` and `export` add it too).
+v6 is the same network again with an English LM of the split's English lines beside the main one:
+`lm manuscribe-htr-latin-v5.onnx` (v5's file is in git at e15c58c).
 
 `prepare` takes exactly the pages listed in `pages.tsv` (never whole folders: the other pages of
 those repositories are kept for judging the model), from bare clones of the listed repositories at
@@ -58,7 +60,8 @@ from manuscribe.training.lines import LineStore  # noqa: E402
 
 WORK = ROOT / "work" / "htr"
 MODELS = ROOT / "manuscribe" / "models"
-MODEL_NAME = "manuscribe-htr-latin-v5"
+MODEL_NAME = "manuscribe-htr-latin-v6"
+LANGUAGE_LM_LINES = 200  # fewer lines than this make no useful language model of their own
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -160,15 +163,27 @@ def train(args: argparse.Namespace) -> None:
 
 
 def language_model(train_set: list) -> dict[str, str]:
-    """The character LM of the training split's transcriptions, as a model metadata entry; its
+    """The character LM of the training split's transcriptions, as model metadata entries; its
     order, pruning and decoder weights are char_lm's defaults, chosen on the validation pages
-    (docs/models.md). Empty without a line store (run `prepare` first)."""
-    from manuscribe.engines.char_lm import METADATA_KEY, CharNgramLM
+    (docs/models.md). A language with at least LANGUAGE_LM_LINES lines that is not the corpus's
+    main one also gets an LM of its own lines (every n-gram kept: there are few), which the
+    engine decodes that language's pages with. Empty without a line store (run `prepare`)."""
+    from collections import Counter
+
+    from manuscribe.engines.char_lm import METADATA_KEY, CharNgramLM, language_key
 
     if not train_set:
         print("no training lines in the line store: no language model", flush=True)
         return {}
-    return {METADATA_KEY: CharNgramLM.build(s.text for s in train_set).to_metadata()}
+    entries = {METADATA_KEY: CharNgramLM.build(s.text for s in train_set).to_metadata()}
+    languages = Counter(s.language for s in train_set if s.language)
+    main = languages.most_common(1)[0][0] if languages else ""
+    for language, lines in sorted(languages.items()):
+        if language != main and lines >= LANGUAGE_LM_LINES:
+            texts = (s.text for s in train_set if s.language == language)
+            entries[language_key(language)] = CharNgramLM.build(texts, min_count=1).to_metadata()
+            print(f"{language}: a language model of its own {lines} lines", flush=True)
+    return entries
 
 
 def add_language_model(args: argparse.Namespace) -> None:
@@ -183,7 +198,9 @@ def add_language_model(args: argparse.Namespace) -> None:
     if not entry:
         raise SystemExit(f"{args.work / 'store'}: no line store to build the language model from")
     model = onnx.load(str(args.model))
-    network = onnx_metadata(model).get("manuscribe_model", args.model.stem)
+    metadata = onnx_metadata(model)  # a file that has an LM already keeps its network's name
+    network = metadata.get("manuscribe_network") or metadata.get("manuscribe_model")
+    network = network or args.model.stem
     set_metadata(model, {**entry, "manuscribe_model": MODEL_NAME, "manuscribe_network": network})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(args.out))

@@ -17,8 +17,8 @@ from producer.submit import SubmitError, _share_ocr_model
 
 def test_default_is_the_shipped_handwriting_model():
     model = rec_models.resolve("default")
-    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v5.onnx"
-    assert model.name == "manuscribe-htr-latin-v5" and len(model.sha256) == 64
+    assert model.path == rec_models.MODELS_DIR / "manuscribe-htr-latin-v6.onnx"
+    assert model.name == "manuscribe-htr-latin-v6" and len(model.sha256) == 64
     assert (rec_models.MODELS_DIR / "NOTICE.md").is_file()
     assert (rec_models.MODELS_DIR / "LICENSE-Apache-2.0.txt").is_file()
     assert rec_models.resolve("ppocr").path is None  # rapidocr's own
@@ -64,23 +64,61 @@ def test_submit_shares_a_local_model_through_storage_and_workers_fetch_it(tmp_pa
         _share_ocr_model(str(tmp_path / "absent.onnx"), storage)
 
 
-def test_second_opinion_keeps_the_more_confident_reading_of_each_line(dataset):
+def test_second_opinion_wins_only_where_it_is_more_confident_by_the_margin(dataset):
     from PIL import Image
 
     from manuscribe.engines import Hints
 
     with Image.open(dataset / "stanford_lettre75.jpg") as image:
         page = image.convert("RGB")
-    alone = RapidOcrEngine(rec_model=rec_models.resolve("default"), text_score=0.0)
-    both = RapidOcrEngine(rec_model=rec_models.resolve("default"), text_score=0.0,
-                          second_opinion=True)  # fmt: skip
-    first = alone.recognize(page, Hints(dpi=200)).lines
-    chosen = both.recognize(page, Hints(dpi=200)).lines
-    assert [line.bbox for line in first] == [line.bbox for line in chosen]  # same detector
-    assert all(b.confidence >= a.confidence for a, b in zip(first, chosen, strict=True))
-    assert any(b.text != a.text for a, b in zip(first, chosen, strict=True))
+    model = rec_models.resolve("default")
+    alone = RapidOcrEngine(rec_model=model, text_score=0.0)
+    even, default, never = (
+        RapidOcrEngine(
+            rec_model=model, text_score=0.0, second_opinion=True, second_opinion_margin=margin
+        )  # fmt: skip
+        for margin in (0.0, load_settings().ocr_second_opinion_margin, 1.0)
+    )
+    hints = Hints(dpi=200, language="en")
+    first = alone.recognize(page, hints).lines
+    readings = [engine.recognize(page, hints).lines for engine in (even, default, never)]
+    for chosen in readings:
+        assert [line.bbox for line in first] == [line.bbox for line in chosen]  # same detector
+        assert all(b.confidence >= a.confidence for a, b in zip(first, chosen, strict=True))
+    changed = [sum(a.text != b.text for a, b in zip(first, r, strict=True)) for r in readings]
+    # an even comparison takes the printed reading most often, a margin of 1 never does
+    assert changed[0] > changed[1] >= changed[2] == 0
+    assert readings[2] == first
     settings = load_settings()
-    assert engine_info(alone, settings).fingerprint != engine_info(both, settings).fingerprint
+    prints = {engine_info(e, settings).fingerprint for e in (alone, even, default)}
+    assert len(prints) == 3
+
+
+def test_an_english_page_is_decoded_with_the_english_language_model(dataset):
+    """The main LM is 99% French text; the shipped model also carries an LM of the corpus's
+    English lines, used for pages given as English or told English from their text."""
+    from PIL import Image
+
+    from manuscribe.engines import Hints
+
+    model = rec_models.resolve("default")
+    english = rec_models.language_models(model)["en"]
+    french = rec_models.language_model(model)
+    # each prefers its own language's phrase
+    assert english.score("and the") - english.score("et le") > 5
+    assert french.score("et le") - french.score("and the") > 5
+    engine = RapidOcrEngine(rec_model=model, text_score=0.0)
+    assert engine.settings()["language_models"] == ["en"]
+    for name, language in (("stanford_i084.jpg", "en"), ("poilus_AD78_0005-1.jpg", "fr")):
+        with Image.open(dataset / name) as image:
+            page = image.convert("RGB")
+        told = {lang: engine.recognize(page, Hints(dpi=200, language=lang)).lines
+                for lang in ("en", "fr")}  # fmt: skip
+        assert [x.text for x in told["en"]] != [x.text for x in told["fr"]]
+        # without a hint the page's language is told from its text, with the same result
+        assert engine.recognize(page, Hints(dpi=200)).lines == told[language]
+    plain = RapidOcrEngine(rec_model=model, language_model=False)
+    assert plain.language_models == {} and plain.settings()["language_models"] == []
 
 
 def test_reading_with_the_shipped_model_needs_no_torch():

@@ -24,6 +24,8 @@ def create_engine(name: str, settings: Settings, storage=None) -> OcrEngine:
             threads=settings.effective_threads,
             rec_model=model,
             second_opinion=settings.ocr_second_opinion,
+            second_opinion_margin=settings.ocr_second_opinion_margin,
+            languages=settings.languages,
             language_model=settings.ocr_language_model,
             detector=detector_settings(settings),
         )
@@ -61,6 +63,8 @@ def _kraken_engine(settings: Settings, storage) -> OcrEngine:
             threads=settings.effective_threads,
             rec_model=model,
             second_opinion=settings.ocr_second_opinion,
+            second_opinion_margin=settings.ocr_second_opinion_margin,
+            languages=settings.languages,
             language_model=settings.ocr_language_model,
             detector=detector_settings(settings),
         )

@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 METADATA_KEY = "manuscribe_charlm"
+# a language the corpus has little of gets a model of its own lines as well, under
+# METADATA_KEY + "_" + ISO 639-1 (manuscribe_charlm_en): the main model, 99% French text, pulls
+# English readings towards French words ("to" -> "de"); the engine switches on a page's language
+LANGUAGE_KEY_PREFIX = METADATA_KEY + "_"
 BOS, EOS = "\x02", "\x03"
 FORMAT_VERSION = 1
 
@@ -140,6 +144,11 @@ class CharNgramLM:
             discount=float(payload["discount"]),
             weights=DecoderWeights(**payload["weights"]),
         )
+
+
+def language_key(language: str) -> str:
+    """The metadata key of `language`'s own model."""
+    return LANGUAGE_KEY_PREFIX + language
 
 
 def count_ngrams(texts: Iterable[str], order: int) -> Counter:

@@ -13,6 +13,7 @@ classifier is off: on cursive it flipped good lines and garbled them.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from importlib.metadata import version
 
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 from manuscribe.engines import rec_models
 from manuscribe.engines.base import EngineError, Hints, PageResult
 from manuscribe.engines.rec_models import RecModel
+from manuscribe.language import UNSURE, identify
 from manuscribe.model import Line
 
 
@@ -35,6 +37,8 @@ class RapidOcrEngine:
         second_opinion: bool = False,
         language_model: bool = True,
         detector: dict | None = None,
+        second_opinion_margin: float = 0.1,
+        languages: list[str] | None = None,
     ):
         try:
             from rapidocr import RapidOCR
@@ -47,6 +51,9 @@ class RapidOcrEngine:
         # DB detector parameters (box_thresh, unclip_ratio); None = rapidocr's own
         self.detector = dict(detector or {})
         self.second_opinion = second_opinion and rec_model is not None and rec_model.path
+        self.second_opinion_margin = second_opinion_margin
+        # the candidates when a page's language is told from its text (settings.languages)
+        self.languages = list(languages or ["fr", "en", "de", "es", "it", "nl", "pt", "la"])
         params = {
             "Global.use_cls": False,
             # with a second opinion, low scores are dropped after both readings are compared
@@ -68,12 +75,16 @@ class RapidOcrEngine:
         except Exception as exc:  # a broken model file fails here, before any page
             raise EngineError(f"rapidocr could not load its models ({exc})") from exc
         self.language_model = None
+        self.language_models: dict = {}  # ISO 639-1 -> that language's own LM
+        self._decoder = None
         if language_model and rec_model is not None:
             self.language_model = rec_models.language_model(rec_model)
         if self.language_model is not None:
             from manuscribe.engines.ctc_decoder import LmCtcDecode
 
-            recognizer.postprocess_op = LmCtcDecode(recognizer.postprocess_op, self.language_model)
+            self._decoder = LmCtcDecode(recognizer.postprocess_op, self.language_model)
+            recognizer.postprocess_op = self._decoder
+            self.language_models = rec_models.language_models(rec_model)
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
 
     def settings(self) -> dict:
@@ -88,18 +99,23 @@ class RapidOcrEngine:
             else "PP-OCRv6 small",
             "rec": rec,
             "second_opinion": "PP-OCRv6 small" if self.second_opinion else None,
+            "second_opinion_margin": self.second_opinion_margin if self.second_opinion else None,
+            "language_models": sorted(self.language_models),
+            "languages": self.languages if self.language_models else None,
             # the LM itself is in the model file (its sha256); this says whether it is used
             "decoder": "beam+charlm" if self.language_model is not None else "greedy",
         }
 
     def recognize(self, image: Image.Image, hints: Hints) -> PageResult:
-        result = self._ocr(image)
+        hinted = self.language_models.get(hints.language or "")
+        with self._decoding_with(hinted):
+            result = self._ocr(image)
         lines: list[Line] = []
         if result.boxes is None:
             return PageResult(lines=lines)
         readings = list(zip(result.txts, result.scores, strict=True))
-        if self._second is not None:
-            readings = self._more_confident(image, result.boxes, readings)
+        if self._second is not None or (self.language_models and not hints.language):
+            readings = self._settle(self._crops(image, result.boxes), readings, hints.language)
         for box, (text, score) in zip(result.boxes, readings, strict=True):
             if score < self.text_score:
                 continue
@@ -118,43 +134,73 @@ class RapidOcrEngine:
             lines.append(Line(bbox=bbox, text=text, confidence=round(float(score), 4)))
         return PageResult(lines=lines)
 
-    def _more_confident(self, image: Image.Image, boxes, readings: list) -> list:
-        """Each line read again by rapidocr's own recogniser; the more confident reading wins.
-        The handwriting model is sure of cursive, the printed-text model of letterheads, stamps
-        and typed lines, which archives mix with handwriting."""
-        import copy
-
-        from rapidocr.utils.load_image import LoadImage
-        from rapidocr.utils.process_img import get_rotate_crop_image
-
-        pixels = LoadImage()(image)
-        crops = [get_rotate_crop_image(pixels, copy.deepcopy(np.asarray(b))) for b in boxes]
-        other = self._second.recognize_txt(crops)
-        return [
-            (text2, score2) if score2 > score else (text, score)
-            for (text, score), text2, score2 in zip(readings, other.txts, other.scores, strict=True)
-        ]
-
-    def read_crops(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+    def read_crops(
+        self, crops: list[Image.Image], language: str | None = None
+    ) -> list[tuple[str, float]]:
         """(text, confidence) for line images another engine cut out (kraken's dewarped lines),
-        with the same recogniser and second opinion as rapidocr's own lines."""
+        with the same recogniser, language models and second opinion as rapidocr's own lines."""
         from rapidocr.utils.load_image import LoadImage
 
         if not crops:
             return []
         load = LoadImage()
         pixels = [load(crop.convert("RGB")) for crop in crops]
-        first = self._ocr.recognize_txt(pixels)
-        readings = list(zip(first.txts, first.scores, strict=True))
-        if self._second is not None:
-            other = self._second.recognize_txt(pixels)
-            readings = [
-                (text2, score2) if score2 > score else (text, score)
-                for (text, score), text2, score2 in zip(
-                    readings, other.txts, other.scores, strict=True
-                )
-            ]
+        with self._decoding_with(self.language_models.get(language or "")):
+            first = self._ocr.recognize_txt(pixels)
+        readings = self._settle(pixels, list(zip(first.txts, first.scores, strict=True)), language)
         return [(" ".join(str(t).split()), round(float(c), 4)) for t, c in readings]
+
+    @staticmethod
+    def _crops(image: Image.Image, boxes) -> list[np.ndarray]:
+        import copy
+
+        from rapidocr.utils.load_image import LoadImage
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        pixels = LoadImage()(image)
+        return [get_rotate_crop_image(pixels, copy.deepcopy(np.asarray(b))) for b in boxes]
+
+    def _settle(self, crops: list, readings: list, language: str | None) -> list:
+        """The page's lines read again where that reads better.
+
+        A page in a language the recogniser carries a language model of its own for is decoded
+        again with it; unless a language was given, it is told from both readings of the page
+        (the handwriting model's alone leans French: its main LM is). Then each line's second
+        opinion (rapidocr's printed-text recogniser: letterheads, stamps, typed lines) wins
+        where it is more confident by `second_opinion_margin`: the LM-decoded reading is better
+        than its greedy confidence says, so an even comparison let the printed model win on
+        too many handwritten lines (docs/models.md, v6)."""
+        others = []
+        if self._second is not None:
+            other = self._second.recognize_txt(crops)
+            others = list(zip(other.txts, other.scores, strict=True))
+        if self.language_models and not language:
+            text = "\n".join(str(t) for t, _ in readings + others)
+            found, probability = identify(text, self.languages)
+            model = self.language_models.get(found) if probability >= UNSURE else None
+            if model is not None:
+                with self._decoding_with(model):
+                    again = self._ocr.recognize_txt(crops)
+                readings = list(zip(again.txts, again.scores, strict=True))
+        if not others:
+            return readings
+        margin = self.second_opinion_margin
+        return [
+            (text2, score2) if score2 > score + margin else (text, score)
+            for (text, score), (text2, score2) in zip(readings, others, strict=True)
+        ]
+
+    @contextmanager
+    def _decoding_with(self, model):
+        """Lines decoded with `model` instead of the main language model, for this block."""
+        if model is None or self._decoder is None:
+            yield
+            return
+        self._decoder.lm = model
+        try:
+            yield
+        finally:
+            self._decoder.lm = self.language_model
 
     def close(self) -> None:
         self._ocr = None

@@ -22,7 +22,7 @@ from manuscribe.engines.base import EngineError
 from manuscribe.settings import cache_root
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = "manuscribe-htr-latin-v5"
+DEFAULT_MODEL = "manuscribe-htr-latin-v6"
 STORAGE_PREFIX = "storage:"
 
 
@@ -93,6 +93,25 @@ def language_model(model: RecModel):
         return CharNgramLM.from_metadata(value)
     except (ValueError, KeyError, TypeError) as exc:
         raise EngineError(f"{model.path}: its language model cannot be read ({exc})") from exc
+
+
+@lru_cache(maxsize=4)
+def language_models(model: RecModel) -> dict:
+    """ISO 639-1 -> the language model of that language's lines alone, for the languages the
+    recogniser carries one for (`manuscribe_charlm_en`; engines/char_lm.py)."""
+    from manuscribe.engines.char_lm import LANGUAGE_KEY_PREFIX, CharNgramLM
+
+    if model.path is None:
+        return {}
+    found = {}
+    for key, value in read_metadata(model.path).items():
+        if not key.startswith(LANGUAGE_KEY_PREFIX) or not value:
+            continue
+        try:
+            found[key[len(LANGUAGE_KEY_PREFIX) :]] = CharNgramLM.from_metadata(value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EngineError(f"{model.path}: its {key} model cannot be read ({exc})") from exc
+    return found
 
 
 def resolve(spec: str | None, storage=None, cache_dir: Path | None = None) -> RecModel:
