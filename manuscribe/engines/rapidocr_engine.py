@@ -170,21 +170,26 @@ class RapidOcrEngine:
         where it is more confident by `second_opinion_margin`: the LM-decoded reading is better
         than its greedy confidence says, so an even comparison let the printed model win on
         too many handwritten lines (docs/models.md, v6)."""
+        margin = self.second_opinion_margin
         others = []
         if self._second is not None:
             other = self._second.recognize_txt(crops)
             others = list(zip(other.txts, other.scores, strict=True))
-        if self.language_models and not language:
+        # the lines whose handwriting reading is kept (its greedy confidence decides that)
+        kept = [i for i, (_, score) in enumerate(readings)
+                if not others or others[i][1] <= score + margin]  # fmt: skip
+        if self.language_models and not language and kept:
             text = "\n".join(str(t) for t, _ in readings + others)
             found, probability = identify(text, self.languages)
             model = self.language_models.get(found) if probability >= UNSURE else None
-            if model is not None:
+            if model is not None:  # only the kept lines are decoded again
                 with self._decoding_with(model):
-                    again = self._ocr.recognize_txt(crops)
-                readings = list(zip(again.txts, again.scores, strict=True))
+                    again = self._ocr.recognize_txt([crops[i] for i in kept])
+                readings = list(readings)  # each keeps the first pass's (greedy) confidence
+                for i, text in zip(kept, again.txts, strict=True):
+                    readings[i] = (text, readings[i][1])
         if not others:
             return readings
-        margin = self.second_opinion_margin
         return [
             (text2, score2) if score2 > score + margin else (text, score)
             for (text, score), (text2, score2) in zip(readings, others, strict=True)
