@@ -2,9 +2,9 @@
 
 Figures measured on this machine (rapidocr 3.10: its PP-OCRv6 detector with box threshold 0.3 and
 unclip 1.2, and manuscribe's handwriting recogniser manuscribe-htr-latin-v6, decoded with its
-character language models, with rapidocr's recogniser as a second opinion by a 0.1 margin; 200 dpi), recorded in
-docs/performance.md. A change that moves them by more than a few points fails here: a regression
-must be fixed, an improvement must update the figures.
+character language models, with rapidocr's recogniser as a second opinion by a 0.1 margin; 200
+dpi), recorded in docs/performance.md. A change that moves them by more than a few points fails
+here: a regression must be fixed, an improvement must update the figures.
 """
 
 from __future__ import annotations
