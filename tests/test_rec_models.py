@@ -115,8 +115,22 @@ def test_an_english_page_is_decoded_with_the_english_language_model(dataset):
         told = {lang: engine.recognize(page, Hints(dpi=200, language=lang)).lines
                 for lang in ("en", "fr")}  # fmt: skip
         assert [x.text for x in told["en"]] != [x.text for x in told["fr"]]
-        # without a hint the page's language is told from its text, with the same result
-        assert engine.recognize(page, Hints(dpi=200)).lines == told[language]
+        # without a hint the page's language is told from its text, with the same result: an
+        # English page's lines are decoded again from the frames the first pass recorded, so
+        # the network does not read them twice
+        reads: list[int] = []
+        network = engine._ocr.recognize_txt
+
+        def counted(crops, reads=reads, network=network):
+            reads.append(len(crops))
+            return network(crops)
+
+        engine._ocr.recognize_txt = counted
+        try:
+            assert engine.recognize(page, Hints(dpi=200)).lines == told[language]
+        finally:
+            engine._ocr.recognize_txt = network
+        assert len(reads) == 1  # the page's one pass (rapidocr's own call)
     plain = RapidOcrEngine(rec_model=model, language_model=False)
     assert plain.language_models == {} and plain.settings()["language_models"] == []
 

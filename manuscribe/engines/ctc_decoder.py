@@ -100,6 +100,9 @@ class LmCtcDecode:
         self.greedy = greedy  # rapidocr's own decoder: confidences, and word boxes if asked
         self.character = greedy.character
         self.lm = lm
+        # a list while the engine wants each line's (text, confidence, frame probabilities) kept,
+        # to decode the lines again with another language model without running the network
+        self.recording: list | None = None
 
     def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs):
         lines, words = self.greedy(preds, return_word_box, **kwargs)
@@ -111,5 +114,8 @@ class LmCtcDecode:
         for row, ratio, (_, score) in zip(preds, ratios, lines, strict=True):
             # a batch is padded to its widest line: the frames past this line's end are padding
             frames = min(len(row), math.ceil(len(row) * ratio / widest) + 2)
-            texts.append((beam_search(row[:frames], self.character, self.lm), score))
+            text = beam_search(row[:frames], self.character, self.lm)
+            texts.append((text, score))
+            if self.recording is not None:
+                self.recording.append((text, score, row[:frames]))
         return texts, words

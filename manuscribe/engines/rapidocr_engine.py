@@ -21,6 +21,7 @@ from PIL import Image
 
 from manuscribe.engines import rec_models
 from manuscribe.engines.base import EngineError, Hints, PageResult
+from manuscribe.engines.ctc_decoder import beam_search
 from manuscribe.engines.rec_models import RecModel
 from manuscribe.language import UNSURE, identify
 from manuscribe.model import Line
@@ -108,14 +109,16 @@ class RapidOcrEngine:
 
     def recognize(self, image: Image.Image, hints: Hints) -> PageResult:
         hinted = self.language_models.get(hints.language or "")
-        with self._decoding_with(hinted):
+        auto = bool(self.language_models) and not hints.language
+        with self._decoding_with(hinted), self._recording(auto) as recorded:
             result = self._ocr(image)
         lines: list[Line] = []
         if result.boxes is None:
             return PageResult(lines=lines)
         readings = list(zip(result.txts, result.scores, strict=True))
-        if self._second is not None or (self.language_models and not hints.language):
-            readings = self._settle(self._crops(image, result.boxes), readings, hints.language)
+        if self._second is not None or auto:
+            crops = self._crops(image, result.boxes)
+            readings = self._settle(crops, readings, hints.language, recorded)
         for box, (text, score) in zip(result.boxes, readings, strict=True):
             if score < self.text_score:
                 continue
@@ -145,9 +148,12 @@ class RapidOcrEngine:
             return []
         load = LoadImage()
         pixels = [load(crop.convert("RGB")) for crop in crops]
-        with self._decoding_with(self.language_models.get(language or "")):
+        auto = bool(self.language_models) and not language
+        hinted = self.language_models.get(language or "")
+        with self._decoding_with(hinted), self._recording(auto) as recorded:
             first = self._ocr.recognize_txt(pixels)
-        readings = self._settle(pixels, list(zip(first.txts, first.scores, strict=True)), language)
+        readings = list(zip(first.txts, first.scores, strict=True))
+        readings = self._settle(pixels, readings, language, recorded)
         return [(" ".join(str(t).split()), round(float(c), 4)) for t, c in readings]
 
     @staticmethod
@@ -160,7 +166,7 @@ class RapidOcrEngine:
         pixels = LoadImage()(image)
         return [get_rotate_crop_image(pixels, copy.deepcopy(np.asarray(b))) for b in boxes]
 
-    def _settle(self, crops: list, readings: list, language: str | None) -> list:
+    def _settle(self, crops: list, readings: list, language: str | None, recorded=None) -> list:
         """The page's lines read again where that reads better.
 
         A page in a language the recogniser carries a language model of its own for is decoded
@@ -183,10 +189,12 @@ class RapidOcrEngine:
             found, probability = identify(text, self.languages)
             model = self.language_models.get(found) if probability >= UNSURE else None
             if model is not None:  # only the kept lines are decoded again
-                with self._decoding_with(model):
-                    again = self._ocr.recognize_txt([crops[i] for i in kept])
+                texts = self._replayed(recorded, [readings[i] for i in kept], model)
+                if texts is None:  # frames not recorded: the network reads those lines again
+                    with self._decoding_with(model):
+                        texts = self._ocr.recognize_txt([crops[i] for i in kept]).txts
                 readings = list(readings)  # each keeps the first pass's (greedy) confidence
-                for i, text in zip(kept, again.txts, strict=True):
+                for i, text in zip(kept, texts, strict=True):
                     readings[i] = (text, readings[i][1])
         if not others:
             return readings
@@ -194,6 +202,35 @@ class RapidOcrEngine:
             (text2, score2) if score2 > score + margin else (text, score)
             for (text, score), (text2, score2) in zip(readings, others, strict=True)
         ]
+
+    def _replayed(self, recorded: list | None, wanted: list, model) -> list[str] | None:
+        """`wanted` lines decoded with `model` from the frame probabilities the first pass
+        recorded, found by the (text, confidence) the decoder gave them (rapidocr batches the
+        lines in its own order); None if any is missing."""
+        if not recorded:
+            return None
+        frames: dict[tuple, list] = {}
+        for text, score, probs in recorded:
+            frames.setdefault((text, float(score)), []).append(probs)
+        chosen = []
+        for text, score in wanted:
+            found = frames.get((text, float(score)))
+            if not found:
+                return None
+            chosen.append(found.pop(0))
+        return [beam_search(probs, self._decoder.character, model) for probs in chosen]
+
+    @contextmanager
+    def _recording(self, wanted: bool):
+        """The decoder keeps each line's frame probabilities within this block, if `wanted`."""
+        if not wanted or self._decoder is None:
+            yield None
+            return
+        self._decoder.recording = recorded = []
+        try:
+            yield recorded
+        finally:
+            self._decoder.recording = None
 
     @contextmanager
     def _decoding_with(self, model):
