@@ -139,3 +139,35 @@ def test_decoder_keeps_greedy_confidence_and_ignores_a_batchs_padding():
     assert [score for _, score in lines] == [score for _, score in greedy]
     # word boxes are cut from the greedy path's frames: asked for them, the greedy reading stays
     assert decoder(batch, True, wh_ratio_list=[ratio, 1.0], max_wh_ratio=1.0)[0] == greedy
+
+
+def test_another_languages_model_and_recording_stay_in_the_thread_that_set_them():
+    """An engine shared by a worker's thread pool switches its decoder per page: one page's
+    English LM or frame recording must not leak into a page another thread is reading."""
+    import threading
+
+    torn = frames(*spell("the c"), {"o": 0.5, "a": 0.46}, {}, *spell("t"))
+    batch = torn[None]
+    main = CharNgramLM.build(CORPUS, order=5, min_count=1)
+    other = CharNgramLM.build(["the cot", "a cot", "cots"] * 5, order=5, min_count=1)
+    decoder = LmCtcDecode(GreedyStandIn(), main)
+    switched, recorded = threading.Event(), []
+    done = threading.Event()
+    seen: list[str] = []
+
+    def other_page():
+        decoder.lm, decoder.recording = other, recorded
+        switched.set()
+        done.wait(5)
+        seen.append(decoder(batch)[0][0][0])
+
+    thread = threading.Thread(target=other_page)
+    thread.start()
+    assert switched.wait(5)
+    assert decoder.lm is main and decoder.recording is None
+    assert decoder(batch)[0][0][0] == "the cat"
+    done.set()
+    thread.join(5)
+    assert seen == ["the cot"] and [text for text, _, _ in recorded] == ["the cot"]
+    decoder.lm = None  # back to the main model
+    assert decoder.lm is main

@@ -100,3 +100,50 @@ def test_line_crops_are_stored_and_read_back(dataset, tmp_path):
     assert [s.text for s in again] == [line.text for line in page.lines]
     assert again == samples and store.pages_done() == {"page-1"}
     assert np.array_equal(store.load(again[3]), crops[3][0])
+
+
+def test_a_transkribus_export_reads_as_exported(dataset, tmp_path):
+    """Transkribus: METS and metadata beside the pages, PAGE XML in page/ naming the TIFF it was
+    made from while the export holds a JPEG (upper-case suffix) one folder up; some lines carry
+    alternative readings, some only their words' text."""
+    gt = _gt(dataset)
+    doc = tmp_path / "doc"
+    (doc / "page").mkdir(parents=True)
+    shutil.copy(dataset / f"{PAGE}.jpg", doc / f"{PAGE}.JPG")
+    xml = doc / "page" / f"{PAGE}.xml"
+    write_page_xml(gt, f"{PAGE}.tif", xml)
+    first, second = (normalise(line["text"]) for line in gt["lines"][:2])
+    source = xml.read_text()
+    source = source.replace(  # line 1: the lower index is the primary reading
+        f"<TextEquiv><Unicode>{first}</Unicode></TextEquiv>",
+        f'<TextEquiv index="2"><Unicode>wrong</Unicode></TextEquiv>'
+        f'<TextEquiv index="1"><Unicode>{first}</Unicode></TextEquiv>',
+        1,
+    )
+    words = "".join(
+        f'<Word id="w{i}"><TextEquiv><Unicode>{w}</Unicode></TextEquiv></Word>'
+        for i, w in enumerate(second.split())
+    )
+    source = source.replace(  # line 2: only its words are transcribed
+        f"<TextEquiv><Unicode>{second}</Unicode></TextEquiv>", words, 1
+    )
+    xml.write_text(source)
+    (doc / "mets.xml").write_text('<mets:mets xmlns:mets="http://www.loc.gov/METS/"/>')
+    (doc / "metadata.xml").write_text("<trpDocMetadata><title>doc</title></trpDocMetadata>")
+
+    assert find_xml_files([tmp_path]) == [xml]
+    page = read_page(xml)
+    assert page.error is None and page.image_path == doc / f"{PAGE}.JPG"
+    assert [line.text for line in page.lines] == [normalise(line["text"]) for line in gt["lines"]]
+    # named on its own, a METS file is still reported
+    assert "neither ALTO nor PAGE" in read_page(doc / "mets.xml").error
+
+
+def test_an_image_at_the_relative_path_the_xml_gives_is_found(dataset, tmp_path):
+    gt = _gt(dataset)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "alto").mkdir()
+    shutil.copy(dataset / f"{PAGE}.jpg", tmp_path / "images" / "scan-1.jpg")
+    write_alto(gt, "../images/scan-1.jpg", tmp_path / "alto" / f"{PAGE}.xml")
+    page = read_page(tmp_path / "alto" / f"{PAGE}.xml")
+    assert page.error is None and page.image_path.resolve() == tmp_path / "images" / "scan-1.jpg"

@@ -16,6 +16,7 @@ best probability), so `text_score` and the second opinion compare the same numbe
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -99,10 +100,29 @@ class LmCtcDecode:
     def __init__(self, greedy, lm: CharNgramLM):
         self.greedy = greedy  # rapidocr's own decoder: confidences, and word boxes if asked
         self.character = greedy.character
-        self.lm = lm
-        # a list while the engine wants each line's (text, confidence, frame probabilities) kept,
-        # to decode the lines again with another language model without running the network
-        self.recording: list | None = None
+        self.default_lm = lm
+        # what one call of the engine switches (another language's LM, recording) is per thread:
+        # an engine shared by a thread pool must not decode one page with another page's LM
+        self._state = threading.local()
+
+    @property
+    def lm(self) -> CharNgramLM:
+        return getattr(self._state, "lm", None) or self.default_lm
+
+    @lm.setter
+    def lm(self, model: CharNgramLM | None) -> None:
+        self._state.lm = model
+
+    @property
+    def recording(self) -> list | None:
+        """A list while the engine wants each line's (text, confidence, frame probabilities)
+        kept, to decode the lines again with another language model without running the
+        network; None otherwise."""
+        return getattr(self._state, "recording", None)
+
+    @recording.setter
+    def recording(self, kept: list | None) -> None:
+        self._state.recording = kept
 
     def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs):
         lines, words = self.greedy(preds, return_word_box, **kwargs)

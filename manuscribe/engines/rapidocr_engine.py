@@ -242,7 +242,7 @@ class RapidOcrEngine:
         try:
             yield
         finally:
-            self._decoder.lm = self.language_model
+            self._decoder.lm = None  # back to the main language model
 
     def close(self) -> None:
         self._ocr = None

@@ -1,5 +1,7 @@
 """Read line-level ground truth from ALTO (v2-v4) and PAGE XML, as eScriptorium and Transkribus
 export it: the image named in the XML lies beside it (or one folder up, as some exports do).
+The METS and metadata files those exports put beside the pages are not ground truth: a folder's
+are passed over, not reported as bad files.
 
 Problems are reported, never raised: a page that cannot be used carries `error`, a line that cannot
 be used is left out with a note in `problems`, so one bad file never stops a training run.
@@ -66,15 +68,33 @@ def _local(tag: object) -> str:
 
 
 def _find_image(xml_path: Path, name: str) -> Path | None:
-    """The image the XML names, beside it or one folder up; else one with the XML's stem."""
-    candidates = []
-    if name:
-        base = Path(name.replace("\\", "/")).name
-        candidates += [xml_path.parent / base, xml_path.parent.parent / base]
-    stem = xml_path.name.split(".")[0]
-    for folder in (xml_path.parent, xml_path.parent.parent):
-        candidates += [folder / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES]
-    return next((c for c in candidates if c.is_file()), None)
+    """The image the XML names: at the relative path it gives, or beside the XML or one folder
+    up; then the same name with another image suffix (an export that converted the TIFFs the
+    XML names to JPEG); then an image with the XML's own stem. Names match case-insensitively
+    (`f1.JPG` for `f1.jpg`), as they do on the Windows machines many exports come from."""
+    folders = (xml_path.parent, xml_path.parent.parent)
+    name = name.replace("\\", "/")
+    if name and not name.startswith(("/", "http:", "https:", "file:")):
+        exact = xml_path.parent / name
+        if exact.is_file():
+            return exact
+    stems = [Path(name).stem] if name else []
+    stems.append(xml_path.name.split(".")[0])
+    wanted = [Path(name).name] if name else []
+    wanted += [f"{stem}{suffix}" for stem in stems for suffix in IMAGE_SUFFIXES]
+    for want in wanted:
+        for folder in folders:
+            found = _files_by_lower_name(folder).get(want.lower())
+            if found is not None:
+                return found
+    return None
+
+
+def _files_by_lower_name(folder: Path) -> dict[str, Path]:
+    try:
+        return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    except OSError:
+        return {}
 
 
 def _alto_lines(root, scale: tuple[float, float]) -> list[tuple[str, list[Point], str]]:
@@ -105,14 +125,30 @@ def _page_lines(root, scale: tuple[float, float]) -> list[tuple[str, list[Point]
         coords = line.find("{*}Coords")
         polygon = _points(coords.get("points", "")) if coords is not None else []
         polygon = [(x * scale[0], y * scale[1]) for x, y in polygon]
-        unicode = line.find("{*}TextEquiv/{*}Unicode")
-        text = unicode.text if unicode is not None and unicode.text else ""
+        text = _page_text(line)
+        if not text:  # some tools transcribe only the words
+            text = " ".join(_page_text(word) for word in line.iterfind("{*}Word"))
         kind = ""
         match = re.search(r"type:\s*([^;}]+)", line.get("custom", ""))
         if match:
             kind = match.group(1).strip()
         out.append((text, polygon, kind))
     return out
+
+
+def _page_text(element) -> str:
+    """An element's own transcription: of several TextEquivs, the one with the lowest index
+    (PAGE's ranking of alternative readings; one without an index comes first)."""
+    best, best_rank = "", None
+    for equiv in element.iterfind("{*}TextEquiv"):
+        try:
+            rank = int(equiv.get("index", "-1"))
+        except ValueError:
+            rank = -1
+        unicode = equiv.find("{*}Unicode")
+        if unicode is not None and unicode.text and (best_rank is None or rank < best_rank):
+            best, best_rank = unicode.text, rank
+    return best.strip()
 
 
 def read_page(xml_path: Path, image_path: Path | None = None) -> GtPage:
@@ -187,12 +223,31 @@ def read_page(xml_path: Path, image_path: Path | None = None) -> GtPage:
     return page
 
 
+# root elements of the files exports put beside the pages: METS (eScriptorium, Transkribus) and
+# Transkribus's document metadata
+COMPANION_ROOTS = {"mets", "trpdocmetadata"}
+
+
 def find_xml_files(paths: list[Path]) -> list[Path]:
-    """XML files under the given files or folders, in a stable order."""
+    """XML files under the given files or folders, in a stable order. A folder's METS and
+    metadata files are left out; a file named on its own is always read (and reported if it is
+    not ALTO or PAGE)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.xml") if p.is_file())
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".xml" and p.is_file())
+            found += [p for p in files if _root_name(p) not in COMPANION_ROOTS]
         else:
             found.append(path)
     return found
+
+
+def _root_name(path: Path) -> str:
+    """The root element's local name, lower case ("" when the file is not well-formed XML:
+    reading it reports that)."""
+    try:
+        for _, element in etree.iterparse(str(path), events=("start",), huge_tree=True):
+            return _local(element.tag).lower()
+    except (OSError, etree.XMLSyntaxError):
+        pass
+    return ""
