@@ -152,7 +152,9 @@ def run(
 @app.command(name="eval")
 def evaluate(
     pred_dir: Annotated[Path, typer.Argument(help="Folder of manuscribe JSON outputs.")],
-    gt: Annotated[Path, typer.Option("--gt", help="Ground-truth folder (dataset JSON format).")],
+    gt: Annotated[
+        Path, typer.Option("--gt", help="Ground-truth folder: dataset JSON, or ALTO / PAGE XML.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     html: Annotated[
         bool, typer.Option("--html", help="Also write PRED_DIR/report/ with per-line CER.")

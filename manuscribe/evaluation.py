@@ -1,4 +1,5 @@
-"""CER / WER of manuscribe outputs against line-level ground truth (the dataset's JSON format).
+"""CER / WER of manuscribe outputs against line-level ground truth (the dataset's JSON format, or
+ALTO / PAGE XML: truth_files.py).
 
 Two views: full-page (all text against all text) and line-aligned (each predicted line is assigned
 to the ground-truth line box it overlaps most; lines matching no ground-truth box, such as stamps
@@ -7,7 +8,6 @@ and letterheads the transcribers left out, do not count). Both before and after 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from manuscribe.model import Document, Page
 from manuscribe.textnorm import loose, normalise
+from manuscribe.truth_files import TruthFolder
 
 
 def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
@@ -150,18 +151,21 @@ def _add(total: dict, counts: dict) -> None:
 
 
 def evaluate_folder(pred_dir: Path, gt_dir: Path) -> dict:
-    """Scores for every prediction `<pred_dir>/<id>.json` that has `<gt_dir>/<id>.json`."""
+    """Scores for every prediction `<pred_dir>/<id>.json` that has ground truth in `gt_dir`:
+    `<id>.json` in the dataset's format, or an ALTO / PAGE file of that stem (truth_files)."""
     pages_out, totals, corrections = [], {}, defaultdict(lambda: defaultdict(int))
     any_corrected = False
+    truth = TruthFolder(gt_dir)
     for pred_path in sorted(pred_dir.rglob("*.json")):
-        gt_path = gt_dir / pred_path.name
-        if not gt_path.is_file() or pred_path.parent.name == ".manuscribe":
+        if pred_path.parent.name == ".manuscribe":
+            continue
+        gt = truth.page(pred_path.stem)
+        if gt is None:
             continue
         try:
             document = Document.model_validate_json(pred_path.read_bytes())
         except ValueError:
             continue
-        gt = json.loads(gt_path.read_text())
         page = next((p for p in document.pages if not p.error), None)
         if page is None:
             continue
@@ -195,10 +199,13 @@ def evaluate_folder(pred_dir: Path, gt_dir: Path) -> dict:
         "summary": summary,
         "corrections": {lang: dict(c) for lang, c in corrections.items()},
         "corrected": any_corrected,
+        "skipped_truth": [{"file": str(path), "reason": why} for path, why in truth.skipped],
     }
 
 
 def print_report(report: dict, console: Console) -> None:
+    for skipped in report.get("skipped_truth", []):
+        console.print(f"[yellow]ground truth skipped:[/] {skipped['file']}: {skipped['reason']}")
     table = Table(title="per page (line-aligned / full-page CER)")
     stages = ("before", "after") if report["corrected"] else ("before",)
     for column in ("page", "lang", *[f"{s} {v}" for s in stages for v in ("line CER", "page CER")]):

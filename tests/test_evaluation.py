@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from manuscribe.evaluation import align_lines, evaluate_folder, normalise, score_page
 from manuscribe.model import Block, Correction, Document, Line, Page, StageInfo
@@ -79,3 +80,55 @@ def test_loose_view_counts_the_characters_of_lines_nothing_was_read_into():
     loose = only_first["lines_loose"]
     assert loose["missed_chars"] == len("j ai reçu ta lettre")
     assert loose["char_errors"] == 1 + loose["missed_chars"]  # the misreading, then the lost line
+
+
+def test_alto_and_page_ground_truth_score_as_the_datasets_json(dataset, tmp_path):
+    """A collection's own eScriptorium / Transkribus export is ground truth as it is: the same
+    predictions score the same against the dev page's JSON, its ALTO and its PAGE XML (without
+    the image: scoring needs only the page size), and an unreadable XML is reported."""
+    from typer.testing import CliRunner
+
+    from manuscribe.cli import app
+    from tests.gt_fixtures import write_alto, write_page_xml
+
+    page_id = "poilus_AD78_0005-1"
+    gt = json.loads((dataset / f"{page_id}.json").read_text())
+    lines = [(tuple(2 * v for v in line["bbox"]), line["text"][:-2]) for line in gt["lines"]]
+    page = _page(lines, width=2 * gt["width"])
+    info = StageInfo(name="e", version="1", fingerprint="f")
+    pred_dir = tmp_path / "pred"
+    pred_dir.mkdir()
+    for name in (page_id, "scan-2", "broken"):
+        document = Document(id="0" * 64, name=name, source=f"{name}.jpg", media_type="image/jpeg",
+                            pages=[page], engine=info)  # fmt: skip
+        (pred_dir / f"{name}.json").write_text(document.model_dump_json())
+
+    alto, pagexml = tmp_path / "alto", tmp_path / "transkribus" / "page"
+    alto.mkdir()
+    pagexml.mkdir(parents=True)
+    write_alto(gt, f"{page_id}.jpg", alto / f"{page_id}.xml")
+    source = (alto / f"{page_id}.xml").read_text()
+    (alto / f"{page_id}.xml").write_text(source.replace('ID="b1"', 'ID="b1" LANG="fre"'))
+    (alto / "broken.xml").write_text("<alto><Layout><Page")
+    write_page_xml(gt, f"{page_id}.jpg", pagexml / f"{page_id}.xml")
+    source = (pagexml / f"{page_id}.xml").read_text()
+    (pagexml / f"{page_id}.xml").write_text(
+        source.replace("<Page ", '<Page primaryLanguage="French" ')
+    )
+    (pagexml.parent / "mets.xml").write_text('<mets xmlns="http://www.loc.gov/METS/"/>')
+
+    expected = evaluate_folder(pred_dir, dataset)
+    assert [row["id"] for row in expected["pages"]] == [page_id]
+    assert 0 < expected["summary"]["fr"]["before"]["lines"]["cer"] < 0.2
+    for folder in (alto, pagexml.parent):
+        report = evaluate_folder(pred_dir, folder)
+        assert report["pages"] == expected["pages"], folder
+        assert report["summary"] == expected["summary"]
+    assert [(Path(s["file"]).name, s["reason"][:14]) for s in report["skipped_truth"]] == []
+    skipped = evaluate_folder(pred_dir, alto)["skipped_truth"]
+    assert [(Path(s["file"]).name, s["reason"][:14]) for s in skipped] == [
+        ("broken.xml", "XML unreadable")
+    ]
+    result = CliRunner().invoke(app, ["eval", str(pred_dir), "--gt", str(alto)])
+    assert result.exit_code == 0, result.output
+    assert "ground truth skipped" in result.output and "broken.xml" in result.output

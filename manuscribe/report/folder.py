@@ -17,6 +17,7 @@ from manuscribe.report.build import REPORT_DIR, finish_report, write_document
 from manuscribe.report.sources import CACHE_DIR, SourceFinder
 from manuscribe.report.truth import document_truth
 from manuscribe.storage import LocalStorage, Storage
+from manuscribe.truth_files import TruthFolder
 
 
 class ReportError(Exception):
@@ -74,6 +75,7 @@ def build_report(
     sink = LocalStorage(folder)
     finder = SourceFinder(folder, storage) if images else None
     documents = without_scan = 0
+    truth_folder = TruthFolder(gt_dir) if gt_dir else None  # XML ground truth indexed once
     try:
         for path in document_paths(folder):
             document = load_document(path)
@@ -81,7 +83,7 @@ def build_report(
                 continue
             page_image = finder.page_image(document) if finder else None
             without_scan += page_image is None
-            truth = document_truth(document, path, gt_dir) if gt_dir else None
+            truth = document_truth(document, path, truth_folder) if truth_folder else None
             write_document(sink, document, page_image, truth)
             documents += 1
     finally:

@@ -6,12 +6,12 @@ CER a line is coloured by is the one the evaluation counts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from manuscribe.evaluation import align_lines, assign_lines, char_errors, normalise, predicted_lines
 from manuscribe.model import Document, Page
+from manuscribe.truth_files import TruthFolder
 
 
 @dataclass
@@ -48,11 +48,14 @@ def page_truth(page: Page, gt: dict) -> PageTruth:
     return truth
 
 
-def document_truth(document: Document, json_path: Path, gt_dir: Path) -> dict[int, PageTruth]:
-    """Truth per page number: `<gt_dir>/<same file name>` scores the first recognised page,
-    as in `evaluation.evaluate_folder` (the dataset has one page per file)."""
-    gt_path = gt_dir / json_path.name
+def document_truth(
+    document: Document, json_path: Path, gt_dir: Path | TruthFolder
+) -> dict[int, PageTruth]:
+    """Truth per page number: the ground truth of the same name scores the first recognised
+    page, as in `evaluation.evaluate_folder` (the dataset has one page per file)."""
+    truth = gt_dir if isinstance(gt_dir, TruthFolder) else TruthFolder(gt_dir)
     page = next((p for p in document.pages if not p.error), None)
-    if page is None or not gt_path.is_file():
+    gt = truth.page(json_path.stem) if page is not None else None
+    if gt is None:
         return {}
-    return {page.number: page_truth(page, json.loads(gt_path.read_text()))}
+    return {page.number: page_truth(page, gt)}

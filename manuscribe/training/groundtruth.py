@@ -46,6 +46,9 @@ class GtPage:
     lines: list[GtLine] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # lines left out, and why
     error: str | None = None  # the whole page is unusable
+    width: int = 0  # of the image (or as the XML declares it, when the image is not needed)
+    height: int = 0
+    language: str = ""  # ISO 639-1, when the XML says (PAGE primaryLanguage, ALTO LANG)
 
 
 def clean_text(text: str) -> str:
@@ -151,8 +154,32 @@ def _page_text(element) -> str:
     return best.strip()
 
 
-def read_page(xml_path: Path, image_path: Path | None = None) -> GtPage:
-    """Parse one ALTO or PAGE file; coordinates are scaled to the image's real size."""
+# what the XML may give as a language: PAGE names it, ALTO gives a code (639-1, -2 or -3)
+_LANGUAGES = {
+    "fr": ("french", "fre", "fra"), "en": ("english", "eng"), "de": ("german", "ger", "deu"),
+    "la": ("latin", "lat"), "es": ("spanish", "spa"), "it": ("italian", "ita"),
+    "nl": ("dutch", "dut", "nld"), "pt": ("portuguese", "por"),
+}  # fmt: skip
+_LANGUAGE_CODES = {name: code for code, names in _LANGUAGES.items() for name in (code, *names)}
+
+
+def _language(root, kind: str) -> str:
+    if kind == "alto":
+        values = root.xpath("//@LANG | //@xml:lang")
+    else:
+        regions = "//*[local-name()='Page' or local-name()='TextRegion']"
+        values = root.xpath(f"{regions}/@primaryLanguage")
+    for value in values:
+        code = _LANGUAGE_CODES.get(str(value).strip().lower().split("-")[0])
+        if code:
+            return code
+    return ""
+
+
+def read_page(xml_path: Path, image_path: Path | None = None, need_image: bool = True) -> GtPage:
+    """Parse one ALTO or PAGE file; coordinates are scaled to the image's real size. Without
+    `need_image` (scoring needs only the boxes), a missing image is no error: the coordinates
+    then stay in the page size the XML declares."""
     page = GtPage(xml_path=xml_path, image_path=image_path)
     try:
         root = etree.parse(str(xml_path), etree.XMLParser(huge_tree=True)).getroot()
@@ -178,23 +205,27 @@ def read_page(xml_path: Path, image_path: Path | None = None) -> GtPage:
             if xml_page is not None
             else ()
         )
-    page.image_path = image_path or _find_image(xml_path, name.strip())
-    if page.image_path is None or not page.image_path.is_file():
-        page.error = f"image missing (the XML names {name.strip() or 'no image'!r})"
-        return page
-    try:
-        with Image.open(page.image_path) as image:
-            width, height = image.size
-    except (OSError, Image.DecompressionBombError) as exc:
-        page.error = f"image unreadable: {exc}"
-        return page
-    scale = (1.0, 1.0)
+    page.language = _language(root, kind)
     try:
         w, h = (float(v) for v in declared)
-        if w > 0 and h > 0:
-            scale = (width / w, height / h)
     except (TypeError, ValueError):
-        pass
+        w = h = 0.0
+    page.image_path = image_path or _find_image(xml_path, name.strip())
+    if page.image_path is None or not page.image_path.is_file():
+        page.image_path = None
+        if need_image or not (w > 0 and h > 0):
+            page.error = f"image missing (the XML names {name.strip() or 'no image'!r})"
+            return page
+        width, height = round(w), round(h)
+    else:
+        try:
+            with Image.open(page.image_path) as image:
+                width, height = image.size
+        except (OSError, Image.DecompressionBombError) as exc:
+            page.error = f"image unreadable: {exc}"
+            return page
+    page.width, page.height = width, height
+    scale = (width / w, height / h) if w > 0 and h > 0 else (1.0, 1.0)
     raw = _alto_lines(root, scale) if kind == "alto" else _page_lines(root, scale)
     if not raw:
         page.error = "no text lines in the XML"

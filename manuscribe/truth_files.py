@@ -1,0 +1,62 @@
+"""Ground truth for `manuscribe eval` and the review report: a folder of pages in the dataset's
+JSON format, or of ALTO / PAGE XML as eScriptorium and Transkribus export a collection.
+
+A prediction `<name>.json` is scored against `<name>.json` in the folder, else against the XML of
+the same stem anywhere under it (exports name the XML after the image, and the image is what
+`manuscribe run` was given). An XML file is read with the training reader (`read_page`), so the
+lines, their boxes and the text normalisation are the ones training uses; its image is not
+needed, only the page size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class TruthFolder:
+    """Ground-truth pages by name; XML files that cannot be scored are kept in `skipped`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.skipped: list[tuple[Path, str]] = []
+        self._xml: dict[str, Path] | None = None
+
+    def page(self, name: str) -> dict | None:
+        """The page in the dataset's format (id, language, width, height, lines), or None."""
+        json_path = self.root / f"{name}.json"
+        if json_path.is_file():
+            return json.loads(json_path.read_text(encoding="utf-8"))
+        xml = self._xml_files().get(name)
+        return self._from_xml(name, xml) if xml is not None else None
+
+    def _xml_files(self) -> dict[str, Path]:
+        if self._xml is None:
+            from manuscribe.training.groundtruth import IMAGE_SUFFIXES, find_xml_files
+
+            found = find_xml_files([self.root]) if self.root.is_dir() else []
+            self._xml = {}
+            for path in found:  # f1.xml, or f1.jpg.xml as some tools name it
+                stem = Path(path.stem)
+                if stem.suffix.lower() in IMAGE_SUFFIXES:
+                    stem = stem.with_suffix("")
+                self._xml.setdefault(stem.name, path)
+        return self._xml
+
+    def _from_xml(self, name: str, xml: Path) -> dict | None:
+        from manuscribe.training.groundtruth import read_page
+
+        page = read_page(xml, need_image=False)
+        if page.error:
+            self.skipped.append((xml, page.error))
+            return None
+        lines = [{"text": ln.text, "bbox": list(ln.bbox), "type": ln.kind} for ln in page.lines]
+        return {
+            "id": name,
+            "language": page.language or "und",
+            "width": page.width,
+            "height": page.height,
+            "lines": lines,
+            "text": "\n".join(ln["text"] for ln in lines),
+            "source_xml_path": str(xml),
+        }
