@@ -147,3 +147,20 @@ def test_an_image_at_the_relative_path_the_xml_gives_is_found(dataset, tmp_path)
     write_alto(gt, "../images/scan-1.jpg", tmp_path / "alto" / f"{PAGE}.xml")
     page = read_page(tmp_path / "alto" / f"{PAGE}.xml")
     assert page.error is None and page.image_path.resolve() == tmp_path / "images" / "scan-1.jpg"
+
+
+def test_alto_in_tenths_of_a_millimetre_maps_through_the_page_size(dataset, tmp_path):
+    """Older ALTO producers write mm10 or inch1200: the page's WIDTH/HEIGHT, in the same unit,
+    map the coordinates onto the image; without them the file is reported."""
+    gt = _gt(dataset)
+    shutil.copy(dataset / f"{PAGE}.jpg", tmp_path / f"{PAGE}.jpg")
+    write_alto(gt, f"{PAGE}.jpg", tmp_path / "mm10.xml", scale=1.27)
+    source = (tmp_path / "mm10.xml").read_text().replace(">pixel<", ">mm10<")
+    (tmp_path / "mm10.xml").write_text(source)
+    page = read_page(tmp_path / "mm10.xml")
+    assert page.error is None and len(page.lines) == len(gt["lines"])
+    for line, expected in zip(page.lines, gt["lines"], strict=True):
+        assert all(abs(a - b) <= 1 for a, b in zip(line.bbox, expected["bbox"], strict=True))
+    width = f'WIDTH="{round(gt["width"] * 1.27)}"'
+    (tmp_path / "nosize.xml").write_text(source.replace(width, ""))
+    assert "without the page's WIDTH" in read_page(tmp_path / "nosize.xml").error

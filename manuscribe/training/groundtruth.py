@@ -176,6 +176,13 @@ def _language(root, kind: str) -> str:
     return ""
 
 
+def _positive_size(declared) -> bool:
+    try:
+        return len(declared) == 2 and all(float(v) > 0 for v in declared)
+    except (TypeError, ValueError):
+        return False
+
+
 def read_page(xml_path: Path, image_path: Path | None = None, need_image: bool = True) -> GtPage:
     """Parse one ALTO or PAGE file; coordinates are scaled to the image's real size. Without
     `need_image` (scoring needs only the boxes), a missing image is no error: the coordinates
@@ -193,11 +200,12 @@ def read_page(xml_path: Path, image_path: Path | None = None, need_image: bool =
     xml_page = root.find(".//{*}Page")
     if kind == "alto":
         unit = (root.findtext(".//{*}MeasurementUnit") or "pixel").strip()
-        if unit != "pixel":
-            page.error = f"ALTO MeasurementUnit {unit!r} is not supported (pixel only)"
-            return page
         name = root.findtext(".//{*}sourceImageInformation/{*}fileName") or ""
         declared = (xml_page.get("WIDTH"), xml_page.get("HEIGHT")) if xml_page is not None else ()
+        # mm10 / inch1200 coordinates map onto the image through the page size, in the same unit
+        if unit != "pixel" and not _positive_size(declared):
+            page.error = f"ALTO MeasurementUnit {unit!r} without the page's WIDTH and HEIGHT"
+            return page
     else:
         name = xml_page.get("imageFilename", "") if xml_page is not None else ""
         declared = (
