@@ -159,7 +159,7 @@ def evaluate_folder(pred_dir: Path, gt_dir: Path) -> dict:
     for pred_path in sorted(pred_dir.rglob("*.json")):
         if pred_path.parent.name == ".manuscribe":
             continue
-        gt = truth.page(pred_path.stem)
+        gt = truth.page(pred_path.relative_to(pred_dir).with_suffix("").as_posix())
         if gt is None:
             continue
         try:

@@ -20,17 +20,26 @@ class TruthFolder:
     def __init__(self, root: Path):
         self.root = root
         self.skipped: list[tuple[Path, str]] = []
-        self._xml: dict[str, Path] | None = None
+        self._xml: dict[str, list[Path]] | None = None
 
     def page(self, name: str) -> dict | None:
-        """The page in the dataset's format (id, language, width, height, lines), or None."""
-        json_path = self.root / f"{name}.json"
+        """The page in the dataset's format (id, language, width, height, lines), or None.
+        `name` is the output's path relative to its folder, without suffix ("doc1/0001"): of
+        several XML files of the same stem (a Transkribus export of many documents names each
+        document's pages 0001.xml ...), the one in the same folder, or its page/ subfolder."""
+        stem = Path(name).name
+        json_path = self.root / f"{stem}.json"
         if json_path.is_file():
             return json.loads(json_path.read_text(encoding="utf-8"))
-        xml = self._xml_files().get(name)
-        return self._from_xml(name, xml) if xml is not None else None
+        found = self._xml_files().get(stem, [])
+        if len(found) > 1:
+            folder = Path(name).parent
+            found = [p for p in found if folder in _folders(p.relative_to(self.root))]
+        if len(found) != 1:
+            return None
+        return self._from_xml(stem, found[0])
 
-    def _xml_files(self) -> dict[str, Path]:
+    def _xml_files(self) -> dict[str, list[Path]]:
         if self._xml is None:
             from manuscribe.training.groundtruth import IMAGE_SUFFIXES, find_xml_files
 
@@ -40,7 +49,7 @@ class TruthFolder:
                 stem = Path(path.stem)
                 if stem.suffix.lower() in IMAGE_SUFFIXES:
                     stem = stem.with_suffix("")
-                self._xml.setdefault(stem.name, path)
+                self._xml.setdefault(stem.name, []).append(path)
         return self._xml
 
     def _from_xml(self, name: str, xml: Path) -> dict | None:
@@ -60,3 +69,9 @@ class TruthFolder:
             "text": "\n".join(ln["text"] for ln in lines),
             "source_xml_path": str(xml),
         }
+
+
+def _folders(relative_xml: Path) -> tuple[Path, ...]:
+    """The output folders an XML's page can come from: its own, or the one above its page/,
+    alto/ or similar subfolder (where exports keep the images)."""
+    return relative_xml.parent, relative_xml.parent.parent

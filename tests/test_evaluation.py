@@ -132,3 +132,26 @@ def test_alto_and_page_ground_truth_score_as_the_datasets_json(dataset, tmp_path
     result = CliRunner().invoke(app, ["eval", str(pred_dir), "--gt", str(alto)])
     assert result.exit_code == 0, result.output
     assert "ground truth skipped" in result.output and "broken.xml" in result.output
+
+
+def test_pages_of_the_same_name_in_several_documents_are_told_apart_by_folder(dataset, tmp_path):
+    """A Transkribus export of two documents names both first pages 0001.xml (in doc/page/);
+    `manuscribe run export/` names the outputs doc1/0001.json and doc2/0001.json."""
+    from tests.gt_fixtures import write_page_xml
+
+    first, second = (json.loads((dataset / f"{n}.json").read_text()) for n in
+                     ("poilus_AD78_0005-1", "mss19_veuillot_f14"))  # fmt: skip
+    info = StageInfo(name="e", version="1", fingerprint="f")
+    export, pred_dir = tmp_path / "export", tmp_path / "pred"
+    for doc, gt in (("doc1", first), ("doc2", second)):
+        (export / doc / "page").mkdir(parents=True)
+        write_page_xml(gt, "0001.jpg", export / doc / "page" / "0001.xml")
+        lines = [(tuple(line["bbox"]), line["text"]) for line in gt["lines"]]
+        document = Document(id="0" * 64, name=f"{doc}/0001", source=f"{doc}/0001.jpg",
+                            media_type="image/jpeg", pages=[_page(lines, width=gt["width"])],
+                            engine=info)  # fmt: skip
+        (pred_dir / doc).mkdir(parents=True)
+        (pred_dir / doc / "0001.json").write_text(document.model_dump_json())
+    report = evaluate_folder(pred_dir, export)
+    assert len(report["pages"]) == 2
+    assert all(row["before"]["lines"]["cer"] == 0.0 for row in report["pages"])

@@ -55,7 +55,7 @@ def document_truth(
     page, as in `evaluation.evaluate_folder` (the dataset has one page per file)."""
     truth = gt_dir if isinstance(gt_dir, TruthFolder) else TruthFolder(gt_dir)
     page = next((p for p in document.pages if not p.error), None)
-    gt = truth.page(json_path.stem) if page is not None else None
+    gt = truth.page(document.name or json_path.stem) if page is not None else None
     if gt is None:
         return {}
     return {page.number: page_truth(page, gt)}
