@@ -102,6 +102,12 @@ def _handle(task, exc: Exception, job, doc: dict, page: int | None, stage: str, 
         log.error("could not write the failure record: %s", put_error)
     if page is None:
         ctx.state.assemble_failed(job, doc["index"])
+        formats = ctx.job_settings(options).formats
+        if any(f in FOLDER_FORMATS for f in formats) and _only_one_left(job, None):
+            try:  # the last document failed to assemble: the report still gets its index
+                _finish_report(job, PrefixedSink(ctx.storage, f"results/{safe_name(job)}"))
+            except Exception as report_error:
+                log.error("could not write the report's index: %s", report_error)
     elif ctx.state.fail_page(job, doc["index"], page) == doc["pages"]:
         app.send_task(TASK_ASSEMBLE, args=[job, doc, options], queue="assemble")
     return "failed"
@@ -282,19 +288,34 @@ def _assemble(job: str, doc: dict, options: dict) -> None:
     results = PrefixedSink(ctx.storage, f"results/{safe_name(job)}")
     for key, data in report_files(document, settings.formats, render_context):  # `html`
         results.put(key, data)
+    if not any(f in FOLDER_FORMATS for f in settings.formats):
+        ctx.state.assembled(job, doc["index"])
+        return
+    # the last document writes the report's index before it counts as assembled, so that a job
+    # reads as finished only once its report is whole
+    if _only_one_left(job, doc["index"]):
+        _finish_report(job, results)
+        ctx.state.assembled(job, doc["index"])
+        return
     ctx.state.assembled(job, doc["index"])
-    if any(f in FOLDER_FORMATS for f in settings.formats):
+    if _only_one_left(job, None):  # the last two finished at once: both looked early
         _finish_report(job, results)
 
 
-def _finish_report(job: str, results: PrefixedSink) -> None:
-    """Once every document is assembled (or failed to), write the report's index in S3."""
+def _only_one_left(job: str, doc_index: int | None) -> bool:
+    """Whether every document but `doc_index` (None: every document) is assembled or failed to."""
     ctx = context()
-    counts, meta = ctx.state.counts(job), ctx.state.meta(job)
-    if counts["assembled"] + counts["assemble_failed"] < int(meta.get("documents", 0)):
-        return
+    state = ctx.state
+    finished = state.members(job, "assembled") | state.members(job, "assemble_failed")
+    finished.discard(str(doc_index))
+    return len(finished) >= int(ctx.state.meta(job).get("documents", 0)) - (doc_index is not None)
+
+
+def _finish_report(job: str, results: PrefixedSink) -> None:
+    """Write the report's index in S3 (every document's pages are there)."""
     from producer.status import failure_records
 
+    ctx = context()
     finish_report(results, failure_records(ctx.storage, job))
 
 
