@@ -94,6 +94,26 @@ def test_second_opinion_wins_only_where_it_is_more_confident_by_the_margin(datas
     assert len(prints) == 3
 
 
+def test_a_printed_reading_in_characters_the_handwriting_model_lacks_is_not_taken(dataset):
+    """The printed-text model is a Chinese one: on a punch hole or a speck it reads an
+    ideograph, confidently. Its full-width punctuation maps to ASCII; anything else outside the
+    handwriting model's characters never wins."""
+    import unicodedata
+
+    from PIL import Image
+
+    from manuscribe.engines import Hints
+
+    engine = RapidOcrEngine(rec_model=rec_models.resolve("default"), second_opinion=True)
+    assert engine._printed("M\uff0eDupont\uff0c 12\u3002", 0.9) == ("M.Dupont, 12.", 0.9)
+    assert engine._printed("\u4e00", 0.99) == ("\u4e00", -1.0)
+    with Image.open(dataset / "stanford_i083.jpg") as image:  # its punch hole read "一" before
+        lines = engine.recognize(image.convert("RGB"), Hints(dpi=200)).lines
+    assert len(lines) >= 10
+    text = "".join(line.text for line in lines)
+    assert not [c for c in text if unicodedata.name(c, "").startswith("CJK")], text
+
+
 def test_an_english_page_is_decoded_with_the_english_language_model(dataset):
     """The main LM is 99% French text; the shipped model also carries an LM of the corpus's
     English lines, used for pages given as English or told English from their text."""

@@ -26,6 +26,10 @@ from manuscribe.engines.rec_models import RecModel
 from manuscribe.language import UNSURE, identify
 from manuscribe.model import Line
 
+# the printed-text model is a Chinese one: its punctuation on Latin lines is often full-width
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_FULL_WIDTH.update({0x3000: " ", 0x3001: ",", 0x3002: "."})
+
 
 class RapidOcrEngine:
     name = "rapidocr"
@@ -75,6 +79,9 @@ class RapidOcrEngine:
             recognizer = self._ocr._load_rec_model()  # loaded now: a broken file fails here
         except Exception as exc:  # a broken model file fails here, before any page
             raise EngineError(f"rapidocr could not load its models ({exc})") from exc
+        # what the handwriting model can write: a second-opinion reading with anything else in it
+        # (the printed-text model's CJK characters for a speck or a punch hole) is not taken
+        self._charset = frozenset(recognizer.postprocess_op.character)
         self.language_model = None
         self.language_models: dict = {}  # ISO 639-1 -> that language's own LM
         self._decoder = None
@@ -101,6 +108,7 @@ class RapidOcrEngine:
             "rec": rec,
             "second_opinion": "PP-OCRv6 small" if self.second_opinion else None,
             "second_opinion_margin": self.second_opinion_margin if self.second_opinion else None,
+            "second_opinion_charset": "recogniser's" if self.second_opinion else None,
             "language_models": sorted(self.language_models),
             "languages": self.languages if self.language_models else None,
             # the LM itself is in the model file (its sha256); this says whether it is used
@@ -180,7 +188,7 @@ class RapidOcrEngine:
         others = []
         if self._second is not None:
             other = self._second.recognize_txt(crops)
-            others = list(zip(other.txts, other.scores, strict=True))
+            others = [self._printed(t, c) for t, c in zip(other.txts, other.scores, strict=True)]
         # the lines whose handwriting reading is kept (its greedy confidence decides that)
         kept = [i for i, (_, score) in enumerate(readings)
                 if not others or others[i][1] <= score + margin]  # fmt: skip
@@ -202,6 +210,14 @@ class RapidOcrEngine:
             (text2, score2) if score2 > score + margin else (text, score)
             for (text, score), (text2, score2) in zip(readings, others, strict=True)
         ]
+
+    def _printed(self, text: str, score: float) -> tuple[str, float]:
+        """A printed-text reading in the handwriting model's characters: full-width forms and
+        CJK punctuation mapped to ASCII; with any other character it cannot win (score -1)."""
+        text = str(text).translate(_FULL_WIDTH)
+        if any(char not in self._charset for char in text if not char.isspace()):
+            return text, -1.0
+        return text, score
 
     def _replayed(self, recorded: list | None, wanted: list, model) -> list[str] | None:
         """`wanted` lines decoded with `model` from the frame probabilities the first pass
