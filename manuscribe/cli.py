@@ -57,7 +57,9 @@ def main(
 
 @app.command()
 def run(
-    inputs: Annotated[list[Path], typer.Argument(help="PDF / TIFF / JPEG / PNG files or folders.")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="PDF / TIFF / JPEG / JPEG 2000 / PNG files or folders.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     engine: opt.Engine = None,
     ocr_model: opt.OcrModel = None,

@@ -1,4 +1,5 @@
-"""Ingest and rasterise: read PDF / TIFF / JPEG / PNG, validate, hash, and yield page images.
+"""Ingest and rasterise: read PDF / TIFF / JPEG / JPEG 2000 / PNG, validate, hash, and yield page
+images (camera captures turned upright by their EXIF orientation).
 
 Bad input raises `InputError`, which names the file, the page (when it is one page) and the reason,
 so one bad document or page never takes the rest of a job down with it.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pypdfium2 as pdfium
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 # pdfium is not thread-safe: every call into it goes through this lock.
 PDFIUM_LOCK = threading.RLock()
@@ -24,8 +25,11 @@ MEDIA_TYPES = {
     "image/tiff": "tiff",
     "image/jpeg": "jpg",
     "image/png": "png",
+    "image/jp2": "jp2",  # JPEG 2000, as many archives keep their masters
 }
-SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png"}
+SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".j2k", ".jpf", ".jpx"}
+KINDS = "PDF, TIFF, JPEG, JPEG 2000 or PNG"
+EXIF_ORIENTATION = 0x0112
 
 
 class InputError(Exception):
@@ -60,6 +64,9 @@ def sniff_media_type(head: bytes) -> str | None:
         return "image/jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
+    # a JP2 file's signature box, or a bare JPEG 2000 codestream
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xff\x4f\xff\x51"):
+        return "image/jp2"
     return None
 
 
@@ -115,7 +122,7 @@ def ingest(path: Path, name: str | None = None, max_file_mb: int = 2048) -> Sour
         raise InputError(label, f"file is {size / 2**20:.0f} MB, over the {max_file_mb} MB limit")
     media_type = sniff_media_type(head)
     if media_type is None:
-        raise InputError(label, "not a PDF, TIFF, JPEG or PNG file")
+        raise InputError(label, f"not a {KINDS} file")
     pages = count_pages(path, media_type)
     if pages == 0:
         raise InputError(label, "document has zero pages")
@@ -226,9 +233,17 @@ def _load_frame(frame: Image.Image, label: str, number: int, default_dpi: int, m
         megapixels = frame.width * frame.height / 1e6
         return InputError(label, f"image is {megapixels:.0f} MP, over the limit", number), dpi
     try:
-        return frame.convert("RGB"), dpi
+        return _upright(frame).convert("RGB"), dpi
     except (OSError, SyntaxError, ValueError) as exc:
         return InputError(label, f"corrupt or truncated image data ({exc})", number), dpi
+
+
+def _upright(frame: Image.Image) -> Image.Image:
+    """The page as a viewer shows it: a camera capture's EXIF orientation applied (the sensor's
+    pixels of a page shot in portrait lie sideways, and a recogniser reads them as noise)."""
+    if frame.getexif().get(EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(frame)
+    return frame
 
 
 def _image_dpi(image: Image.Image) -> int | None:

@@ -151,7 +151,7 @@ def submit(
         options["force_correct_queue"] = True
     found = list(iter_inputs(inputs, settings.s3_endpoint_url))  # names only, not contents
     if not found:
-        raise SubmitError("no input files found (PDF, TIFF, JPEG or PNG)")
+        raise SubmitError("no input files found (PDF, TIFF, JPEG, JPEG 2000 or PNG)")
 
     documents: list[dict] = []
     failures: list[Failure] = []

@@ -66,7 +66,7 @@ def test_job_with_bad_inputs_completes_and_reports_them(services, tmp_path):  # 
         }
         assert reasons == {
             "corrupt": reasons["corrupt"],
-            "notes": "not a PDF, TIFF, JPEG or PNG file",
+            "notes": "not a PDF, TIFF, JPEG, JPEG 2000 or PNG file",
             "locked": "PDF is password-protected",
         }
         assert "corrupt" in reasons["corrupt"]

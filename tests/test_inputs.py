@@ -49,7 +49,8 @@ def test_media_type_is_sniffed_not_taken_from_the_suffix(tmp_path):
     fake.write_text("Dear Sir, this is not a PDF at all.\n")
     with pytest.raises(InputError) as err:
         ingest(fake)
-    assert str(fake) in str(err.value) and "not a PDF, TIFF, JPEG or PNG" in str(err.value)
+    assert str(fake) in str(err.value)
+    assert "not a PDF, TIFF, JPEG, JPEG 2000 or PNG" in str(err.value)
     disguised = tmp_path / "scan.bin"
     disguised.write_bytes(image_bytes(text_page(["x"]), "PNG"))
     assert ingest(disguised).media_type == "image/png"
@@ -132,3 +133,36 @@ def test_discover_walks_folders_and_keeps_relative_names(tmp_path):
     assert [name for _, name in discover([tmp_path])] == ["a/x", "b/x", "b/x.png"]
     named = tmp_path / "a" / "notes.txt"
     assert list(discover([named])) == [(named, "notes")]  # named files are always tried
+
+
+def test_jpeg_2000_masters_read_like_the_jpeg(tmp_path, dataset):
+    """Archives often keep JPEG 2000 masters: a JP2 file and a bare codestream are sniffed as
+    such and rasterised to the same pixels (saved losslessly here)."""
+    import numpy as np
+
+    with Image.open(dataset / "stanford_lettre75.jpg") as image:
+        page = image.convert("RGB")
+    for name in ("master.jp2", "master.j2k"):
+        page.save(tmp_path / name)  # Pillow's JPEG 2000 default is the reversible transform
+        info = ingest(tmp_path / name)
+        assert (info.media_type, info.page_count, info.ext) == ("image/jp2", 1, "jp2")
+        (_, decoded, _), *_ = list(iter_pages(info, dpi=200, max_pixels=10**9))
+        assert np.array_equal(np.asarray(decoded), np.asarray(page)), name
+    assert [name for _, name in discover([tmp_path])] == ["master", "master.jp2"]
+
+
+def test_a_camera_capture_is_turned_upright_by_its_exif_orientation(tmp_path, dataset):
+    """A page shot in portrait is stored sideways with EXIF orientation 6 (turn 90° clockwise to
+    view): it is read as a viewer shows it."""
+    import numpy as np
+
+    with Image.open(dataset / "stanford_lettre75.jpg") as image:
+        upright = image.convert("RGB")
+    sensor = upright.transpose(Image.Transpose.ROTATE_90)  # what the sensor recorded
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sensor.save(tmp_path / "photo.jpg", quality=95, exif=exif)
+    (_, decoded, _), *_ = list(iter_pages(ingest(tmp_path / "photo.jpg"), 200, 10**9))
+    assert decoded.size == upright.size
+    difference = np.abs(np.asarray(decoded, dtype=int) - np.asarray(upright, dtype=int))
+    assert difference.mean() < 3  # JPEG's loss only; sideways pixels would differ everywhere

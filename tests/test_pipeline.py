@@ -72,7 +72,8 @@ def test_language_is_tagged_on_real_pages(first_run):
 def test_bad_inputs_fail_alone_with_clear_lines(first_run, inputs):
     out, result = first_run
     assert result.exit_code == 1, result.output
-    assert f"{inputs / 'bad' / 'notes.pdf'}: not a PDF, TIFF, JPEG or PNG file" in result.output
+    bad = inputs / "bad" / "notes.pdf"
+    assert f"{bad}: not a PDF, TIFF, JPEG, JPEG 2000 or PNG file" in result.output
     assert "cut.pdf: corrupt or truncated PDF" in result.output
     assert "Traceback" not in result.output
     status = local_status(out)
