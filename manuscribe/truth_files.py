@@ -2,8 +2,8 @@
 JSON format, or of ALTO / PAGE XML as eScriptorium and Transkribus export a collection.
 
 A prediction `<name>.json` is scored against `<name>.json` in the folder, else against the XML of
-the same stem anywhere under it (exports name the XML after the image, and the image is what
-`manuscribe run` was given). An XML file is read with the training reader (`read_page`), so the
+the same stem anywhere under it, or the XML that names an image of that stem (exports mostly name
+the XML after the image, and the image is what `manuscribe run` was given). An XML file is read with the training reader (`read_page`), so the
 lines, their boxes and the text normalisation are the ones training uses; its image is not
 needed, only the page size.
 """
@@ -11,6 +11,7 @@ needed, only the page size.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 
@@ -49,7 +50,9 @@ class TruthFolder:
                 stem = Path(path.stem)
                 if stem.suffix.lower() in IMAGE_SUFFIXES:
                     stem = stem.with_suffix("")
-                self._xml.setdefault(stem.name, []).append(path)
+                names = {stem.name, _image_stem(path)} - {""}
+                for name in names:  # and by the image it names, when that is called otherwise
+                    self._xml.setdefault(name, []).append(path)
         return self._xml
 
     def _from_xml(self, name: str, xml: Path) -> dict | None:
@@ -69,6 +72,24 @@ class TruthFolder:
             "text": "\n".join(ln["text"] for ln in lines),
             "source_xml_path": str(xml),
         }
+
+
+_IMAGE_NAME = re.compile(rb'imageFilename="([^"]+)"|<(?:\w+:)?fileName>\s*([^<]+?)\s*</')
+
+
+def _image_stem(xml: Path) -> str:
+    """The stem of the image an ALTO (`fileName`) or PAGE (`imageFilename`) file names, from its
+    head, where both formats put it; "" if it names none."""
+    try:
+        with xml.open("rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return ""
+    match = _IMAGE_NAME.search(head)
+    if not match:
+        return ""
+    name = (match.group(1) or match.group(2)).decode("utf-8", "replace").replace("\\", "/")
+    return Path(name).stem
 
 
 def _folders(relative_xml: Path) -> tuple[Path, ...]:

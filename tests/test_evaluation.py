@@ -155,3 +155,20 @@ def test_pages_of_the_same_name_in_several_documents_are_told_apart_by_folder(da
     report = evaluate_folder(pred_dir, export)
     assert len(report["pages"]) == 2
     assert all(row["before"]["lines"]["cer"] == 0.0 for row in report["pages"])
+
+
+def test_an_xml_named_otherwise_is_found_by_the_image_it_names(dataset, tmp_path):
+    from tests.gt_fixtures import write_alto
+
+    gt = json.loads((dataset / "mss19_veuillot_f14.json").read_text())
+    (tmp_path / "gt").mkdir()
+    write_alto(gt, "images\\scan-7.jpg", tmp_path / "gt" / "export_page_7.xml")  # a Windows path
+    lines = [(tuple(line["bbox"]), line["text"]) for line in gt["lines"]]
+    info = StageInfo(name="e", version="1", fingerprint="f")
+    document = Document(id="0" * 64, name="scan-7", source="scan-7.jpg", media_type="image/jpeg",
+                        pages=[_page(lines, width=gt["width"])], engine=info)  # fmt: skip
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "scan-7.json").write_text(document.model_dump_json())
+    report = evaluate_folder(tmp_path / "pred", tmp_path / "gt")
+    assert [row["id"] for row in report["pages"]] == ["scan-7"]
+    assert report["pages"][0]["before"]["lines"]["cer"] == 0.0
