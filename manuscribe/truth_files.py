@@ -3,9 +3,9 @@ JSON format, or of ALTO / PAGE XML as eScriptorium and Transkribus export a coll
 
 A prediction `<name>.json` is scored against `<name>.json` in the folder, else against the XML of
 the same stem anywhere under it, or the XML that names an image of that stem (exports mostly name
-the XML after the image, and the image is what `manuscribe run` was given). An XML file is read with the training reader (`read_page`), so the
-lines, their boxes and the text normalisation are the ones training uses; its image is not
-needed, only the page size.
+the XML after the image, and the image is what `manuscribe run` was given). An XML file is read
+with the training reader (`read_page`), so the lines, their boxes and the text normalisation are
+the ones training uses; its image is not needed, only the page size.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ class TruthFolder:
         if len(found) > 1:
             folder = Path(name).parent
             found = [p for p in found if folder in _folders(p.relative_to(self.root))]
+        if len(found) > 1:
+            names = ", ".join(str(p.relative_to(self.root)) for p in found)
+            self.skipped.append((Path(name), f"{len(found)} ground-truth files match: {names}"))
         if len(found) != 1:
             return None
         return self._from_xml(stem, found[0])
