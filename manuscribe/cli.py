@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -155,7 +156,7 @@ def run(
 def evaluate(
     pred_dir: Annotated[Path, typer.Argument(help="Folder of manuscribe JSON outputs.")],
     gt: Annotated[
-        Path, typer.Option("--gt", help="Ground-truth folder: dataset JSON, or ALTO / PAGE XML.")
+        Path, typer.Option("--gt", help="Ground truth: dataset JSON, or ALTO / PAGE XML (or ZIP).")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     html: Annotated[
@@ -164,13 +165,16 @@ def evaluate(
 ) -> None:
     """CER / WER against ground truth: full-page and line-aligned, before and after correction."""
     from manuscribe.evaluation import evaluate_folder, print_report
+    from manuscribe.training.groundtruth import unpack_archives
 
-    report = evaluate_folder(pred_dir, gt)
-    if not report["pages"]:
-        console.print(f"[red]error:[/] no predictions in {pred_dir} match ground truth in {gt}")
-        raise typer.Exit(2)
-    if html:
-        report_cli.report(pred_dir, gt=gt, images=True)
+    with tempfile.TemporaryDirectory() as unpacked:  # an export handed out as a ZIP
+        (truth,) = unpack_archives([gt], Path(unpacked))
+        report = evaluate_folder(pred_dir, truth)
+        if not report["pages"]:
+            console.print(f"[red]error:[/] no predictions in {pred_dir} match ground truth in {gt}")
+            raise typer.Exit(2)
+        if html:
+            report_cli.report(pred_dir, gt=truth, images=True)
     if as_json:
         json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
         print()

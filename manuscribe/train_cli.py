@@ -15,7 +15,7 @@ console = Console(soft_wrap=True)
 
 def train(
     gt: Annotated[
-        list[Path], typer.Argument(help="Folders or files of ALTO / PAGE XML with their images.")
+        list[Path], typer.Argument(help="ALTO / PAGE XML with their images: folders, files, ZIPs.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The model to write (.onnx).")],
     base: Annotated[

@@ -262,6 +262,29 @@ def read_page(xml_path: Path, image_path: Path | None = None, need_image: bool =
     return page
 
 
+def unpack_archives(paths: list[Path], into: Path) -> list[Path]:
+    """The given paths with each ZIP file (eScriptorium and Transkribus hand their exports out as
+    ZIPs) replaced by the folder it is unpacked into, under `into`; unpacked once per archive
+    content, so a resumed run finds the same pages (their ids are their paths)."""
+    import hashlib
+    import zipfile
+
+    unpacked = []
+    for path in paths:
+        if not (path.is_file() and zipfile.is_zipfile(path)):
+            unpacked.append(path)
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        folder = into / f"{path.stem}-{digest}"
+        done = folder / ".unpacked"
+        if not done.is_file():
+            with zipfile.ZipFile(path) as archive:  # member names are made safe by zipfile
+                archive.extractall(folder)
+            done.touch()
+        unpacked.append(folder)
+    return unpacked
+
+
 # root elements of the files exports put beside the pages: METS (eScriptorium, Transkribus) and
 # Transkribus's document metadata
 COMPANION_ROOTS = {"mets", "trpdocmetadata"}

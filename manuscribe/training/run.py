@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from manuscribe.training.groundtruth import find_xml_files, read_page
+from manuscribe.training.groundtruth import find_xml_files, read_page, unpack_archives
 from manuscribe.training.lines import LineStore
 
 
@@ -44,6 +44,7 @@ def collect_lines(
     """Crop every usable line into the store (pages already there are skipped); bad files are
     reported one line each and left out."""
     done = store.pages_done()
+    gt_paths = unpack_archives(gt_paths, store.root.parent / "gt")
     for xml in find_xml_files(gt_paths):
         page_id = str(xml.resolve())
         if page_id in done:
