@@ -103,7 +103,7 @@ def _handle(task, exc: Exception, job, doc: dict, page: int | None, stage: str, 
     if page is None:
         ctx.state.assemble_failed(job, doc["index"])
         formats = ctx.job_settings(options).formats
-        if any(f in FOLDER_FORMATS for f in formats) and _only_one_left(job, None):
+        if any(f in FOLDER_FORMATS for f in formats) and _others_finished(job, None):
             try:  # the last document failed to assemble: the report still gets its index
                 _finish_report(job, PrefixedSink(ctx.storage, f"results/{safe_name(job)}"))
             except Exception as report_error:
@@ -293,17 +293,18 @@ def _assemble(job: str, doc: dict, options: dict) -> None:
         return
     # the last document writes the report's index before it counts as assembled, so that a job
     # reads as finished only once its report is whole
-    if _only_one_left(job, doc["index"]):
+    if _others_finished(job, doc["index"]):
         _finish_report(job, results)
         ctx.state.assembled(job, doc["index"])
         return
     ctx.state.assembled(job, doc["index"])
-    if _only_one_left(job, None):  # the last two finished at once: both looked early
+    if _others_finished(job, None):  # the last two finished at once: both looked early
         _finish_report(job, results)
 
 
-def _only_one_left(job: str, doc_index: int | None) -> bool:
-    """Whether every document but `doc_index` (None: every document) is assembled or failed to."""
+def _others_finished(job: str, doc_index: int | None) -> bool:
+    """Whether every document but `doc_index` (None: every document at all) is assembled or
+    failed to."""
     ctx = context()
     state = ctx.state
     finished = state.members(job, "assembled") | state.members(job, "assemble_failed")
