@@ -73,16 +73,25 @@ class Redis:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always",
-                "--save", "", "--requirepass", self.password, "--logfile", "redis.log",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(self.ping, 15, "redis-server")
+        """Start on the chosen port (a restart keeps it); the first start moves to a new port
+        if another process took this one before redis-server bound it (it then exits)."""
+        first = self.proc is None
+        for attempt in range(3 if first else 1):
+            if attempt:
+                self.port = free_port()
+            self.proc = subprocess.Popen(
+                [
+                    "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always",
+                    "--save", "", "--requirepass", self.password, "--logfile", "redis.log",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            wait_for(lambda: self.proc.poll() is not None or self.ping(), 15, "redis-server")
+            if self.proc.poll() is None:  # answering, not exited
+                return
+        raise TimeoutError(f"redis-server did not start (see {self.dir / 'redis.log'})")
 
     def client(self):
         import redis
