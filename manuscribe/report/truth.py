@@ -48,12 +48,9 @@ def page_truth(page: Page, gt: dict) -> PageTruth:
     return truth
 
 
-def document_truth(
-    document: Document, json_path: Path, gt_dir: Path | TruthFolder
-) -> dict[int, PageTruth]:
+def document_truth(document: Document, json_path: Path, truth: TruthFolder) -> dict[int, PageTruth]:
     """Truth per page number: the ground truth of the same name scores the first recognised
     page, as in `evaluation.evaluate_folder` (the dataset has one page per file)."""
-    truth = gt_dir if isinstance(gt_dir, TruthFolder) else TruthFolder(gt_dir)
     page = next((p for p in document.pages if not p.error), None)
     gt = truth.page(document.name or json_path.stem) if page is not None else None
     if gt is None:

@@ -85,9 +85,14 @@ def _find_image(xml_path: Path, name: str) -> Path | None:
     stems.append(xml_path.name.split(".")[0])
     wanted = [Path(name).name] if name else []
     wanted += [f"{stem}{suffix}" for stem in stems for suffix in IMAGE_SUFFIXES]
-    for want in wanted:
+    for want in wanted:  # as written first: no folder listing on the usual export
         for folder in folders:
-            found = _files_by_lower_name(folder).get(want.lower())
+            if (folder / want).is_file():
+                return folder / want
+    listings = [_files_by_lower_name(folder) for folder in folders]  # each folder listed once
+    for want in wanted:
+        for files in listings:
+            found = files.get(want.lower())
             if found is not None:
                 return found
     return None
@@ -176,13 +181,6 @@ def _language(root, kind: str) -> str:
     return ""
 
 
-def _positive_size(declared) -> bool:
-    try:
-        return len(declared) == 2 and all(float(v) > 0 for v in declared)
-    except (TypeError, ValueError):
-        return False
-
-
 def read_page(xml_path: Path, image_path: Path | None = None, need_image: bool = True) -> GtPage:
     """Parse one ALTO or PAGE file; coordinates are scaled to the image's real size. Without
     `need_image` (scoring needs only the boxes), a missing image is no error: the coordinates
@@ -202,22 +200,23 @@ def read_page(xml_path: Path, image_path: Path | None = None, need_image: bool =
         unit = (root.findtext(".//{*}MeasurementUnit") or "pixel").strip()
         name = root.findtext(".//{*}sourceImageInformation/{*}fileName") or ""
         declared = (xml_page.get("WIDTH"), xml_page.get("HEIGHT")) if xml_page is not None else ()
-        # mm10 / inch1200 coordinates map onto the image through the page size, in the same unit
-        if unit != "pixel" and not _positive_size(declared):
-            page.error = f"ALTO MeasurementUnit {unit!r} without the page's WIDTH and HEIGHT"
-            return page
     else:
+        unit = "pixel"
         name = xml_page.get("imageFilename", "") if xml_page is not None else ""
         declared = (
             (xml_page.get("imageWidth"), xml_page.get("imageHeight"))
             if xml_page is not None
             else ()
         )
-    page.language = _language(root, kind)
     try:
         w, h = (float(v) for v in declared)
     except (TypeError, ValueError):
         w = h = 0.0
+    # mm10 / inch1200 coordinates map onto the image through the page size, in the same unit
+    if unit != "pixel" and not (w > 0 and h > 0):
+        page.error = f"ALTO MeasurementUnit {unit!r} without the page's WIDTH and HEIGHT"
+        return page
+    page.language = _language(root, kind)
     page.image_path = image_path or _find_image(xml_path, name.strip())
     if page.image_path is None or not page.image_path.is_file():
         page.image_path = None
@@ -266,15 +265,16 @@ def unpack_archives(paths: list[Path], into: Path) -> list[Path]:
     """The given paths with each ZIP file (eScriptorium and Transkribus hand their exports out as
     ZIPs) replaced by the folder it is unpacked into, under `into`; unpacked once per archive
     content, so a resumed run finds the same pages (their ids are their paths)."""
-    import hashlib
     import zipfile
+
+    from manuscribe.inputs import file_sha256
 
     unpacked = []
     for path in paths:
         if not (path.is_file() and zipfile.is_zipfile(path)):
             unpacked.append(path)
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        digest = file_sha256(path)[:12]  # streamed: an export with its scans can be gigabytes
         folder = into / f"{path.stem}-{digest}"
         done = folder / ".unpacked"
         if not done.is_file():
